@@ -1,0 +1,1 @@
+"""Keep FBR invoice posts and PayPal payout batches moving until each is done, exactly once."""

@@ -1,0 +1,60 @@
+"""The two work queues: which table holds the items, where their attempts go, lease defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Column, Table
+
+from retry_pipelines.domain.states import (
+    BATCH,
+    INVOICE,
+    BatchStatus,
+    InvoiceStatus,
+    StateMachine,
+)
+from retry_pipelines.store import tables
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    name: str
+    items: Table
+    attempts: Table
+    attempt_fk: str
+    machine: StateMachine
+    lease: timedelta
+    interrupted_status: str
+    """Where a swept item goes when its worker died with a request in flight."""
+    ready: str = "pending"
+    processing: str = "processing"
+
+    @property
+    def fk(self) -> Column:
+        return self.attempts.c[self.attempt_fk]
+
+
+INVOICES = WorkQueue(
+    name="fbr",
+    items=tables.invoices,
+    attempts=tables.invoice_attempts,
+    attempt_fk="invoice_id",
+    machine=INVOICE,
+    lease=timedelta(minutes=5),
+    # FBR has no idempotency key: a post that may have gone out is held for an operator.
+    interrupted_status=InvoiceStatus.NEEDS_RECONCILIATION,
+)
+
+PAYOUTS = WorkQueue(
+    name="paypal",
+    items=tables.payout_batches,
+    attempts=tables.payout_attempts,
+    attempt_fk="batch_id",
+    machine=BATCH,
+    lease=timedelta(minutes=10),
+    # PayPal dedupes on sender_batch_id: resubmitting with the same ids is safe.
+    interrupted_status=BatchStatus.PENDING,
+)
+
+QUEUES = {q.name: q for q in (INVOICES, PAYOUTS)}
