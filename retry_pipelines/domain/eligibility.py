@@ -16,7 +16,8 @@ from retry_pipelines.domain.policy import RetryPolicy
 @dataclass(frozen=True, slots=True)
 class ItemSnapshot:
     status: str
-    attempt_count: int
+    counted_attempts: int
+    """Attempts that spent the retry budget (gateway-level failures do not)."""
     created_at: datetime
     next_attempt_at: datetime | None = None
     last_attempt_at: datetime | None = None
@@ -52,8 +53,8 @@ def check_eligibility(
     reasons: list[str] = []
     if item.status not in ready_statuses:
         reasons.append(f"status is {item.status}, not one of {', '.join(sorted(ready_statuses))}")
-    if item.attempt_count >= policy.max_attempts:
-        reasons.append(f"attempts used up ({item.attempt_count} of {policy.max_attempts})")
+    if item.counted_attempts >= policy.max_attempts:
+        reasons.append(f"attempts used up ({item.counted_attempts} of {policy.max_attempts})")
     if policy.max_age is not None and now - item.created_at > timedelta(seconds=policy.max_age):
         reasons.append(f"older than the {policy.max_age:.0f} s retry window")
     if item.lease_expires_at is not None and item.lease_expires_at > now:

@@ -50,8 +50,8 @@ class Failure:
     """Seconds the gateway asked us to wait (``Retry-After``), if it said."""
 
     def __post_init__(self) -> None:
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError(f"retry_after must be >= 0 seconds, got {self.retry_after}")
+        if self.retry_after is not None and not 0 <= self.retry_after < float("inf"):
+            raise ValueError(f"retry_after must be finite and >= 0 seconds, got {self.retry_after}")
 
     @property
     def gateway_level(self) -> bool:

@@ -16,12 +16,16 @@ the arithmetic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from retry_pipelines.domain.errors import NEVER_RETRIED, ErrorType, Failure
+
+MAX_WAIT = 7 * 86400.0
+"""The longest a gateway's ``Retry-After`` can push an item back: a week."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +69,17 @@ class RetryPolicy:
     """Hold an ambiguous failure for reconciliation instead of retrying it."""
     token_pause: float = 900.0
     """How long the whole gateway pauses when its credentials fail even after a reload."""
-    overrides: Mapping[ErrorType, ErrorRule] = field(default_factory=dict)
+    overrides: Mapping[ErrorType, ErrorRule] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         problems = []
+        for name in ("base_delay", "max_delay", "multiplier", "jitter", "cooldown", "token_pause"):
+            if not math.isfinite(getattr(self, name)):
+                problems.append(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.max_age is not None and not math.isfinite(self.max_age):
+            problems.append(f"max_age must be a finite number, got {self.max_age}")
+        if self.token_pause < 0:
+            problems.append(f"token_pause must be >= 0 seconds, got {self.token_pause}")
         if self.max_retries < 0:
             problems.append(f"max_retries must be >= 0, got {self.max_retries}")
         if self.base_delay < 0:
@@ -88,8 +99,13 @@ class RetryPolicy:
         for error_type, rule in self.overrides.items():
             if rule.max_retries is not None and rule.max_retries < 0:
                 problems.append(f"{error_type}: max_retries must be >= 0")
-            if (rule.base_delay or 0) < 0 or (rule.max_delay or 0) < 0:
-                problems.append(f"{error_type}: delays must be >= 0 seconds")
+            delays = [d for d in (rule.base_delay, rule.max_delay) if d is not None]
+            if any(not math.isfinite(d) or d < 0 for d in delays):
+                problems.append(f"{error_type}: delays must be finite and >= 0 seconds")
+            elif rule.max_delay is not None and rule.max_delay < (
+                self.base_delay if rule.base_delay is None else rule.base_delay
+            ):
+                problems.append(f"{error_type}: max_delay must be >= base_delay")
         if problems:
             raise ValueError("invalid retry policy: " + "; ".join(problems))
 
@@ -121,8 +137,10 @@ class RetryPolicy:
         base, cap = self.base_delay, self.max_delay
         if error_type is not None:
             _, _, base, cap = self._rule(error_type)
-        # Exponent clamped so huge retry numbers cannot overflow a float.
-        ceiling = min(cap, base * self.multiplier ** min(retry_number - 1, 64))
+        try:
+            ceiling = min(cap, base * self.multiplier ** (retry_number - 1))
+        except OverflowError:
+            ceiling = cap
         return ceiling * (1 - self.jitter * u)
 
     def decide(
@@ -168,11 +186,12 @@ class RetryPolicy:
             )
         delay = self.backoff(max(spent, 1), u, failure.error_type)
         if failure.retry_after is not None:
-            delay = failure.retry_after
+            delay = min(failure.retry_after, MAX_WAIT)
+        pause = delay
         delay = max(delay, self.cooldown)
         pause_until = None
         if failure.error_type is ErrorType.RATE_LIMIT:
-            pause_until = now + timedelta(seconds=failure.retry_after or delay)
+            pause_until = now + timedelta(seconds=pause)
         elif failure.error_type is ErrorType.TOKEN_EXPIRED:
             pause_until = now + timedelta(seconds=self.token_pause)
             delay = max(delay, self.token_pause)

@@ -100,7 +100,10 @@ class StateMachine:
                 )
         if self.can(src, dst, admin=admin):
             return
-        allowed = sorted(self.admin.get(src, frozenset()) if admin else self.automatic.get(src, ()))
+        allowed = set(self.automatic.get(src, ()))
+        if admin:
+            allowed |= self.admin.get(src, frozenset())
+        allowed = sorted(allowed)
         kind = "an admin override" if admin else "an automatic transition"
         raise IllegalTransition(
             f"{self.name}: {src} -> {dst} is not {kind}; from {src} "
@@ -113,7 +116,7 @@ INVOICE = StateMachine.build(
     "invoice",
     InvoiceStatus,
     automatic={
-        _I.PENDING: {_I.PROCESSING},
+        _I.PENDING: {_I.PROCESSING, _I.DEAD},
         _I.PROCESSING: {_I.PENDING, _I.SUBMITTED, _I.DEAD, _I.NEEDS_RECONCILIATION},
     },
     admin={
@@ -128,7 +131,7 @@ BATCH = StateMachine.build(
     "payout batch",
     BatchStatus,
     automatic={
-        _B.PENDING: {_B.PROCESSING},
+        _B.PENDING: {_B.PROCESSING, _B.DEAD},
         _B.PROCESSING: {_B.PENDING, _B.SUBMITTED, _B.COMPLETED, _B.DENIED, _B.DEAD},
         _B.SUBMITTED: {_B.COMPLETED, _B.DENIED, _B.CANCELED},
     },
@@ -140,22 +143,17 @@ BATCH = StateMachine.build(
 )
 
 _S = ItemStatus
-_PAYPAL_REPORTED = {_S.PENDING, _S.SUCCESS, _S.FAILED, _S.UNCLAIMED, _S.RETURNED}
+# Reconciliation sees snapshots, so an item may skip statuses between two polls: any status that
+# is not yet final may move to any status PayPal reports.
+_REPORTED = {s for s in ItemStatus if s is not _S.QUEUED}
 ITEM = StateMachine.build(
     "payout item",
     ItemStatus,
     automatic={
-        _S.QUEUED: _PAYPAL_REPORTED | {_S.ONHOLD, _S.BLOCKED},
-        _S.PENDING: {
-            _S.SUCCESS,
-            _S.FAILED,
-            _S.UNCLAIMED,
-            _S.ONHOLD,
-            _S.BLOCKED,
-            _S.RETURNED,
-        },
-        _S.ONHOLD: {_S.PENDING, _S.SUCCESS, _S.FAILED, _S.BLOCKED, _S.RETURNED},
-        _S.UNCLAIMED: {_S.SUCCESS, _S.RETURNED},
+        _S.QUEUED: _REPORTED,
+        _S.PENDING: _REPORTED - {_S.PENDING},
+        _S.ONHOLD: _REPORTED - {_S.ONHOLD},
+        _S.UNCLAIMED: _REPORTED - {_S.UNCLAIMED},
         _S.SUCCESS: {_S.REFUNDED, _S.REVERSED},
     },
     admin={},

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     Engine,
     RowMapping,
+    Update,
     and_,
     bindparam,
     exists,
@@ -35,9 +36,9 @@ from sqlalchemy import (
 from retry_pipelines.store.queues import WorkQueue
 
 
-def claim(
-    engine: Engine,
+def claim_statement(
     queue: WorkQueue,
+    dialect: str,
     *,
     owner: str,
     limit: int,
@@ -45,8 +46,8 @@ def claim(
     max_attempts: int,
     max_age: timedelta | None = None,
     lease: timedelta | None = None,
-) -> list[RowMapping]:
-    """Claim up to ``limit`` due items for ``owner``; returns them in due order."""
+) -> Update:
+    """The single statement that selects, locks and leases up to ``limit`` due items."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     t = queue.items
@@ -59,19 +60,24 @@ def claim(
     if max_age is not None:
         eligible.append(t.c.created_at >= now - max_age)
     candidates = select(t.c.id).where(*eligible).order_by(t.c.next_attempt_at).limit(limit)
-    changes = {
-        "status": queue.processing,
-        "lease_owner": owner,
-        "lease_expires_at": now + (lease or queue.lease),
-        "updated_at": now,
-    }
+    if dialect == "postgresql":
+        due = candidates.with_for_update(skip_locked=True).cte("due")
+        stmt = update(t).where(t.c.id == due.c.id)
+    else:
+        stmt = update(t).where(t.c.id.in_(candidates.scalar_subquery()))
+    return stmt.values(
+        status=queue.processing,
+        lease_owner=owner,
+        lease_expires_at=now + (lease or queue.lease),
+        updated_at=now,
+    ).returning(*t.c)
+
+
+def claim(engine: Engine, queue: WorkQueue, **options) -> list[RowMapping]:
+    """Claim due items for ``options["owner"]`` (see ``claim_statement``), in due order."""
+    stmt = claim_statement(queue, engine.dialect.name, **options)
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            due = candidates.with_for_update(skip_locked=True).cte("due")
-            stmt = update(t).where(t.c.id == due.c.id)
-        else:
-            stmt = update(t).where(t.c.id.in_(candidates.scalar_subquery()))
-        rows = conn.execute(stmt.values(**changes).returning(*t.c)).mappings().all()
+        rows = conn.execute(stmt).mappings().all()
     return sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
 
 

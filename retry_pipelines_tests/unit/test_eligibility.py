@@ -12,7 +12,7 @@ READY = frozenset({"pending", "failed"})
 # PAYPAL_DEFAULT: max_attempts = 1 + 3 = 4, cooldown 60 s, max_age 30 * 86400 = 2592000 s
 ELIGIBLE = ItemSnapshot(
     status="pending",
-    attempt_count=3,
+    counted_attempts=3,
     created_at=NOW - timedelta(days=1),
     next_attempt_at=NOW - timedelta(minutes=1),
     last_attempt_at=NOW - timedelta(minutes=10),
@@ -50,8 +50,8 @@ COOLDOWN_REASON = "in cooldown until 2025-03-10T12:00:30+00:00"  # 30 s ago + 60
 
 NOT_SCHEDULE = [
     ({"status": "processing"}, "status is processing, not one of failed, pending"),
-    ({"attempt_count": 4}, "attempts used up (4 of 4)"),
-    ({"attempt_count": 9}, "attempts used up (9 of 4)"),
+    ({"counted_attempts": 4}, "attempts used up (4 of 4)"),
+    ({"counted_attempts": 9}, "attempts used up (9 of 4)"),
     ({"created_at": NOW - timedelta(days=30, seconds=1)}, "older than the 2592000 s retry window"),
     (
         {"lease_expires_at": NOW + timedelta(minutes=5)},
@@ -69,7 +69,7 @@ SCHEDULE = (
 )
 
 
-@pytest.mark.parametrize("changes, reason", [*NOT_SCHEDULE, SCHEDULE])
+@pytest.mark.parametrize(("changes", "reason"), [*NOT_SCHEDULE, SCHEDULE])
 def test_each_reason_alone(changes, reason):
     eligibility = check(replace(ELIGIBLE, **changes))
     assert not eligibility.ok
@@ -77,7 +77,7 @@ def test_each_reason_alone(changes, reason):
     assert str(eligibility) == reason
 
 
-@pytest.mark.parametrize("changes, reason", NOT_SCHEDULE)
+@pytest.mark.parametrize(("changes", "reason"), NOT_SCHEDULE)
 def test_manual_retry_still_respects_everything_but_the_schedule(changes, reason):
     item = replace(ELIGIBLE, next_attempt_at=NOW + timedelta(hours=1), **changes)
     assert check(item, respect_schedule=False).reasons == (reason,)
@@ -92,7 +92,7 @@ def test_manual_retry_ignores_next_attempt_at():
 def test_all_reasons_are_reported_in_order():
     item = ItemSnapshot(
         status="dead",
-        attempt_count=6,
+        counted_attempts=6,
         created_at=NOW - timedelta(hours=73),
         next_attempt_at=NOW + timedelta(seconds=90),
         last_attempt_at=NOW - timedelta(seconds=15),
@@ -115,6 +115,6 @@ def test_all_reasons_are_reported_in_order():
 def test_no_max_age_means_no_age_limit_and_zero_cooldown_means_none():
     policy = RetryPolicy(max_retries=1, base_delay=1.0, max_delay=1.0, cooldown=0.0)
     item = replace(
-        ELIGIBLE, attempt_count=1, created_at=NOW - timedelta(days=3650), last_attempt_at=NOW
+        ELIGIBLE, counted_attempts=1, created_at=NOW - timedelta(days=3650), last_attempt_at=NOW
     )
     assert check(item, policy).ok

@@ -12,8 +12,8 @@ from retry_pipelines.domain.errors import (
 
 
 def test_error_sets():
-    assert NEVER_RETRIED == {ErrorType.PERMANENT, ErrorType.VALIDATION}
-    assert GATEWAY_LEVEL == {ErrorType.RATE_LIMIT, ErrorType.TOKEN_EXPIRED}
+    assert {ErrorType.PERMANENT, ErrorType.VALIDATION} == NEVER_RETRIED
+    assert {ErrorType.RATE_LIMIT, ErrorType.TOKEN_EXPIRED} == GATEWAY_LEVEL
     assert not NEVER_RETRIED & GATEWAY_LEVEL
 
 
@@ -27,7 +27,7 @@ def test_gateway_level_and_ambiguous_flags(error_type):
 
 
 @pytest.mark.parametrize(
-    "failure, summary",
+    ("failure", "summary"),
     [
         (Failure(ErrorType.VALIDATION, "bad NTN", error_code="0052"), "VALIDATION 0052: bad NTN"),
         (Failure(ErrorType.NETWORK, "read timeout"), "NETWORK: read timeout"),
@@ -39,6 +39,8 @@ def test_summary(failure, summary):
 
 
 def test_retry_after_must_not_be_negative():
-    with pytest.raises(ValueError, match=re.escape("retry_after must be >= 0 seconds, got -1.0")):
+    with pytest.raises(
+        ValueError, match=re.escape("retry_after must be finite and >= 0 seconds, got -1.0")
+    ):
         Failure(ErrorType.RATE_LIMIT, "slow down", retry_after=-1.0)
     assert Failure(ErrorType.RATE_LIMIT, "slow down", retry_after=0.0).retry_after == 0.0

@@ -18,6 +18,7 @@ from retry_pipelines.domain.policy import (
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 YOUNG = NOW - timedelta(hours=1)
 AMBIGUOUS = Delivery.AMBIGUOUS
+NET = ErrorType.NETWORK
 
 
 def secs(seconds: float) -> datetime:
@@ -25,17 +26,12 @@ def secs(seconds: float) -> datetime:
 
 
 def decide(policy, error_type, attempts=0, u=0.0, created_at=YOUNG, **failure) -> Decision:
-    return policy.decide(
-        Failure(error_type, "boom", **failure),
-        attempts_counted=attempts,
-        created_at=created_at,
-        now=NOW,
-        u=u,
-    )
+    failure = Failure(error_type, "boom", **failure)
+    return policy.decide(failure, attempts_counted=attempts, created_at=created_at, now=NOW, u=u)
 
 
 @pytest.mark.parametrize(
-    "policy, retry, u, expected",
+    ("policy", "retry", "u", "expected"),
     [
         # PAYPAL_DEFAULT: base 5, multiplier 2, cap 300, jitter 0.5
         (PAYPAL_DEFAULT, 1, 0.0, 5.0),  # min(300, 5 * 2**0) = 5; u=0 -> 5
@@ -61,19 +57,17 @@ def test_backoff(policy, retry, u, expected):
     assert policy.backoff(retry, u) == expected
 
 
-NETWORK_FAST = PAYPAL_DEFAULT.with_overrides(
-    overrides={ErrorType.NETWORK: ErrorRule(base_delay=1.0, max_delay=8.0)}
-)
+NETWORK_FAST = PAYPAL_DEFAULT.with_overrides(overrides={NET: ErrorRule(base_delay=1, max_delay=8)})
 
 
 @pytest.mark.parametrize(
-    "retry, u, error_type, expected",
+    ("retry", "u", "error_type", "expected"),
     [
         # NETWORK override: base 1, cap 8; multiplier 2 and jitter 0.5 from the policy
-        (1, 0.0, ErrorType.NETWORK, 1.0),  # min(8, 1 * 2**0) = 1
-        (4, 0.0, ErrorType.NETWORK, 8.0),  # min(8, 1 * 2**3) = 8
-        (5, 0.0, ErrorType.NETWORK, 8.0),  # min(8, 1 * 2**4 = 16) = 8, the override's cap
-        (5, 1.0, ErrorType.NETWORK, 4.0),  # 8; u=1 -> 8 * (1 - 0.5) = 4
+        (1, 0.0, NET, 1.0),  # min(8, 1 * 2**0) = 1
+        (4, 0.0, NET, 8.0),  # min(8, 1 * 2**3) = 8
+        (5, 0.0, NET, 8.0),  # min(8, 1 * 2**4 = 16) = 8, the override's cap
+        (5, 1.0, NET, 4.0),  # 8; u=1 -> 8 * (1 - 0.5) = 4
         # other types keep the defaults: base 5, cap 300
         (4, 0.0, ErrorType.TRANSIENT, 40.0),  # min(300, 5 * 2**3) = 40
         (4, 0.0, None, 40.0),  # no error type -> policy defaults
@@ -84,7 +78,7 @@ def test_backoff_error_rule_override(retry, u, error_type, expected):
 
 
 @pytest.mark.parametrize(
-    "changes, message",
+    ("changes", "message"),
     [
         ({"max_retries": -1}, "max_retries must be >= 0, got -1"),
         ({"base_delay": -1.0}, "base_delay must be >= 0 seconds, got -1.0"),
@@ -94,27 +88,21 @@ def test_backoff_error_rule_override(retry, u, error_type, expected):
         ({"jitter": -0.1}, "jitter must be within [0, 1], got -0.1"),
         ({"cooldown": -1.0}, "cooldown must be >= 0 seconds, got -1.0"),
         ({"max_age": 0}, "max_age must be > 0 seconds, got 0"),
+        ({"overrides": {NET: ErrorRule(max_retries=-1)}}, "NETWORK: max_retries must be >= 0"),
         (
-            {"overrides": {ErrorType.NETWORK: ErrorRule(max_retries=-1)}},
-            "NETWORK: max_retries must be >= 0",
+            {"overrides": {NET: ErrorRule(max_delay=-2.0)}},
+            "NETWORK: delays must be finite and >= 0 seconds",
         ),
-        (
-            {"overrides": {ErrorType.UNKNOWN: ErrorRule(max_delay=-2.0)}},
-            "UNKNOWN: delays must be >= 0 seconds",
-        ),
-        (
-            {"max_retries": -1, "jitter": 2.0},
-            "max_retries must be >= 0, got -1; jitter must be within [0, 1], got 2.0",
-        ),
+        ({"max_retries": -1, "jitter": 2.0}, "got -1; jitter must be within [0, 1], got 2.0"),
     ],
 )
 def test_invalid_policy(changes, message):
-    with pytest.raises(ValueError, match=re.escape("invalid retry policy: " + message)):
+    with pytest.raises(ValueError, match=r"^invalid retry policy: .*" + re.escape(message) + "$"):
         PAYPAL_DEFAULT.with_overrides(**changes)
 
 
 @pytest.mark.parametrize(
-    "retry, u, message",
+    ("retry", "u", "message"),
     [(0, 0.0, "retry_number is 1-based, got 0"), (1, 1.5, "u must be within [0, 1], got 1.5")],
 )
 def test_backoff_rejects_bad_arguments(retry, u, message):
@@ -127,7 +115,7 @@ def test_max_attempts_is_first_attempt_plus_retries():
 
 
 def test_ambiguous_failure_is_held_when_hold_ambiguous():
-    assert decide(FBR_DEFAULT, ErrorType.NETWORK, delivery=AMBIGUOUS) == Decision(
+    assert decide(FBR_DEFAULT, NET, delivery=AMBIGUOUS) == Decision(
         Outcome.HOLD,
         "may already be processed (NETWORK: boom); reconcile before re-posting",
         counts_against_budget=True,
@@ -136,7 +124,7 @@ def test_ambiguous_failure_is_held_when_hold_ambiguous():
 
 def test_ambiguous_failure_is_retried_when_not_hold_ambiguous():
     # retry 1: min(300, 5 * 2**0) = 5; u=0 -> 5; cooldown floor -> 60
-    assert decide(PAYPAL_DEFAULT, ErrorType.NETWORK, delivery=AMBIGUOUS) == Decision(
+    assert decide(PAYPAL_DEFAULT, NET, delivery=AMBIGUOUS) == Decision(
         Outcome.RETRY,
         "retry 1: NETWORK: boom",
         counts_against_budget=True,
@@ -152,7 +140,7 @@ def test_validation_and_permanent_are_dead_at_once(policy, error_type):
 
 
 @pytest.mark.parametrize(
-    "policy, attempts, u, outcome, reason, at",
+    ("policy", "attempts", "u", "outcome", "reason", "at"),
     [
         # PAYPAL_DEFAULT with cooldown 0 so the backoff shows; max_retries=3
         (PAYPAL_DEFAULT, 0, 0.0, Outcome.RETRY, "retry 1", 5),  # 5 * 2**0 = 5
@@ -189,7 +177,7 @@ def test_error_rule_overrides_budget_and_retryability():
 
 
 @pytest.mark.parametrize(
-    "error_type, retry_after, next_at, pause_at",
+    ("error_type", "retry_after", "next_at", "pause_at"),
     [
         # backoff(max(1000, 1) -> 300 cap); u=0 -> 300; no Retry-After: pause = next = now + 300
         (ErrorType.RATE_LIMIT, None, 300, 300),
@@ -211,7 +199,7 @@ def test_gateway_level_failures_do_not_spend_budget(error_type, retry_after, nex
 
 
 @pytest.mark.parametrize(
-    "policy, attempts, retry_after, next_at",
+    ("policy", "attempts", "retry_after", "next_at"),
     [
         (PAYPAL_DEFAULT, 0, 120.0, 120),  # backoff 5 replaced by Retry-After 120
         (PAYPAL_DEFAULT, 0, 10.0, 60),  # Retry-After 10 raised to the cooldown 60
@@ -225,13 +213,13 @@ def test_retry_after_replaces_backoff_with_cooldown_floor(policy, attempts, retr
 
 
 @pytest.mark.parametrize(
-    "policy, age, error_type, outcome, counts",
+    ("policy", "age", "error_type", "outcome", "counts"),
     [
         (PAYPAL_DEFAULT, timedelta(days=30), ErrorType.TRANSIENT, Outcome.RETRY, True),
         (PAYPAL_DEFAULT, timedelta(days=30, seconds=1), ErrorType.TRANSIENT, Outcome.DEAD, True),
         (PAYPAL_DEFAULT, timedelta(days=31), ErrorType.RATE_LIMIT, Outcome.DEAD, False),
-        (FBR_DEFAULT, timedelta(hours=72), ErrorType.NETWORK, Outcome.RETRY, True),
-        (FBR_DEFAULT, timedelta(hours=73), ErrorType.NETWORK, Outcome.DEAD, True),
+        (FBR_DEFAULT, timedelta(hours=72), NET, Outcome.RETRY, True),
+        (FBR_DEFAULT, timedelta(hours=73), NET, Outcome.DEAD, True),
     ],
 )
 def test_max_age_kills_old_items(policy, age, error_type, outcome, counts):
@@ -243,27 +231,20 @@ def test_max_age_kills_old_items(policy, age, error_type, outcome, counts):
         assert decision.next_attempt_at is None
 
 
+rules = st.builds(
+    ErrorRule, base_delay=st.none() | st.floats(0, 100), max_delay=st.none() | st.floats(1000, 2000)
+)
 policies = st.builds(
-    lambda base, extra, mult, jitter, cooldown, hold, rule: RetryPolicy(
-        max_retries=3,
-        base_delay=base,
-        max_delay=base + extra,
-        multiplier=mult,
-        jitter=jitter,
-        cooldown=cooldown,
-        max_age=86400.0,
-        hold_ambiguous=hold,
-        overrides={ErrorType.NETWORK: rule},
-    ),
-    st.floats(0, 1000),
-    st.floats(0, 10_000),
-    st.floats(1, 10),
-    st.floats(0, 1),
-    st.floats(0, 3600),
-    st.booleans(),
-    st.builds(
-        ErrorRule, base_delay=st.none() | st.floats(0, 100), max_delay=st.none() | st.floats(0, 500)
-    ),
+    RetryPolicy,
+    max_retries=st.integers(0, 5),
+    base_delay=st.floats(0, 1000),
+    max_delay=st.floats(1000, 11_000),
+    multiplier=st.floats(1, 10),
+    jitter=st.floats(0, 1),
+    cooldown=st.floats(0, 3600),
+    max_age=st.just(86400.0),
+    hold_ambiguous=st.booleans(),
+    overrides=st.fixed_dictionaries({NET: rules}),
 )
 error_types = st.sampled_from(list(ErrorType))
 
@@ -274,7 +255,10 @@ def test_backoff_within_cap_and_jitter_bounds(policy, retry, u, error_type):
     rule = policy.overrides.get(error_type, ErrorRule())
     base = policy.base_delay if rule.base_delay is None else rule.base_delay
     cap = policy.max_delay if rule.max_delay is None else rule.max_delay
-    ceiling = min(cap, base * policy.multiplier ** min(retry - 1, 64))
+    try:
+        ceiling = min(cap, base * policy.multiplier ** (retry - 1))
+    except OverflowError:
+        ceiling = cap
     delay = policy.backoff(retry, u, error_type)
     assert 0 <= delay <= cap
     assert ceiling * (1 - policy.jitter) <= delay <= ceiling

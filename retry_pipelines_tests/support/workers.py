@@ -1,0 +1,62 @@
+"""Worker processes for concurrency and crash tests (run with the ``spawn`` start method)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from retry_pipelines.store import claims
+from retry_pipelines.store.attempts import start_attempt
+from retry_pipelines.store.db import make_engine
+from retry_pipelines.store.queues import QUEUES
+
+
+def claim_until_empty(url: str, queue_name: str, batch: int, out: str, barrier) -> None:
+    """Claim and finish batches until nothing is due; write every claimed id to ``out``."""
+    queue = QUEUES[queue_name]
+    engine = make_engine(url)
+    owner = f"worker-{os.getpid()}"
+    claimed: list[int] = []
+    barrier.wait()
+    while True:
+        now = datetime.now(UTC)
+        rows = claims.claim(engine, queue, owner=owner, limit=batch, now=now, max_attempts=10)
+        if not rows:
+            break
+        ids = [r["id"] for r in rows]
+        claimed.extend(ids)
+        done = claims.finish(engine, queue, ids, owner=owner, status="submitted", now=now)
+        if done != len(ids):
+            raise SystemExit(f"{owner} finished {done} of the {len(ids)} rows it claimed")
+    Path(out).write_text("\n".join(map(str, claimed)))
+    engine.dispose()
+
+
+def claim_then_hang(url: str, queue_name: str, batch: int, lease_seconds: float, out: str) -> None:
+    """Claim one batch, start an attempt on its first item, report, then wait to be killed."""
+    queue = QUEUES[queue_name]
+    engine = make_engine(url)
+    owner = f"doomed-{os.getpid()}"
+    now = datetime.now(UTC)
+    rows = claims.claim(
+        engine,
+        queue,
+        owner=owner,
+        limit=batch,
+        now=now,
+        max_attempts=10,
+        lease=timedelta(seconds=lease_seconds),
+    )
+    start_attempt(engine, queue, rows[0]["id"], owner=owner, now=now)
+    Path(out).write_text("\n".join(str(r["id"]) for r in rows))
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    claim_then_hang(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
