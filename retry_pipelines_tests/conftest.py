@@ -102,3 +102,17 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"pg_server_url", "pg_url", "pg_engine", "fresh_pg_url"} & set(item.fixturenames):
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Where PostgreSQL is required, a skipped PostgreSQL test fails, whatever skipped it."""
+    report = yield
+    if (
+        report.skipped
+        and os.environ.get(REQUIRE_PG_ENV) == "1"
+        and item.get_closest_marker("postgres") is not None
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but {REQUIRE_PG_ENV}=1 requires PostgreSQL tests to run"
+    return report

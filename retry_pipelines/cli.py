@@ -1,0 +1,90 @@
+"""``retry-pipelines``: operate the app database and the local sandbox from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine, redacted
+
+
+def _engine(args):
+    return make_engine(args.database_url)
+
+
+def cmd_db_upgrade(args) -> int:
+    from retry_pipelines.store import migrate
+
+    engine = _engine(args)
+    migrate.upgrade(engine, args.revision)
+    print(f"{redacted(engine)}: at revision {migrate.current_revision(engine)}")
+    return 0
+
+
+def cmd_db_downgrade(args) -> int:
+    from retry_pipelines.store import migrate
+
+    engine = _engine(args)
+    migrate.downgrade(engine, args.revision)
+    print(f"{redacted(engine)}: at revision {migrate.current_revision(engine) or 'base'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from retry_pipelines.engine.status import all_status, render
+    from retry_pipelines.store import migrate
+
+    engine = _engine(args)
+    if migrate.current_revision(engine) != migrate.head_revision():
+        print(
+            f"{redacted(engine)} is not migrated: run `retry-pipelines db upgrade`", file=sys.stderr
+        )
+        return 2
+    print(f"database: {redacted(engine)}")
+    print(render(all_status(engine, now=datetime.now(UTC))))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    cmd_db_upgrade(argparse.Namespace(database_url=args.database_url, revision="head"))
+    return cmd_status(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retry-pipelines", description=__doc__)
+    parser.add_argument(
+        "--database-url",
+        help=f"SQLAlchemy URL of the app database (default: ${DATABASE_URL_ENV}, else SQLite "
+        "under .retry_pipelines/)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="schema migrations").add_subparsers(
+        dest="db_command", required=True
+    )
+    up = db.add_parser("upgrade", help="migrate the app database to a revision (default head)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+    down = db.add_parser("downgrade", help="migrate the app database down (default: base)")
+    down.add_argument("revision", nargs="?", default="base")
+    down.set_defaults(func=cmd_db_downgrade)
+
+    sub.add_parser("status", help="items by gateway and state").set_defaults(func=cmd_status)
+    sub.add_parser("demo", help="set up the database and show what is there").set_defaults(
+        func=cmd_demo
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"retry-pipelines: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

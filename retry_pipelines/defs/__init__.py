@@ -1,0 +1,1 @@
+"""The Dagster layer. Thin: ops, assets, schedules and sensors call ``engine/`` or ``reports/``."""

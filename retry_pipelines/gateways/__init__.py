@@ -1,0 +1,1 @@
+"""HTTP clients for FBR and PayPal: requests, response parsing and classification, tokens."""

@@ -1,0 +1,1 @@
+"""Retry metrics and error distributions, aggregated in SQL."""

@@ -1,0 +1,1 @@
+"""Local FBR and PayPal servers (real HTTP) with fault injection: demo, tests, benchmarks."""
