@@ -17,7 +17,7 @@ from retry_pipelines.domain.states import (
 from retry_pipelines.store import tables
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WorkQueue:
     name: str
     items: Table
@@ -27,12 +27,19 @@ class WorkQueue:
     lease: timedelta
     interrupted_status: str
     """Where a swept item goes when its worker died with a request in flight."""
+    work_columns: tuple[str, ...] = ()
+    """What a worker needs of a claimed item beyond the claim bookkeeping."""
     ready: str = "pending"
     processing: str = "processing"
 
     @property
     def fk(self) -> Column:
         return self.attempts.c[self.attempt_fk]
+
+    @property
+    def claim_columns(self) -> tuple[Column, ...]:
+        names = ("id", "attempt_count", "counted_attempts", "next_attempt_at", "created_at")
+        return tuple(self.items.c[n] for n in (*names, *self.work_columns))
 
 
 INVOICES = WorkQueue(
@@ -44,6 +51,7 @@ INVOICES = WorkQueue(
     lease=timedelta(minutes=5),
     # FBR has no idempotency key: a post that may have gone out is held for an operator.
     interrupted_status=InvoiceStatus.NEEDS_RECONCILIATION,
+    work_columns=("reference", "seller_ntn", "payload"),
 )
 
 PAYOUTS = WorkQueue(
@@ -55,6 +63,18 @@ PAYOUTS = WorkQueue(
     lease=timedelta(minutes=10),
     # PayPal dedupes on sender_batch_id: resubmitting with the same ids is safe.
     interrupted_status=BatchStatus.PENDING,
+    work_columns=(
+        "cycle_id",
+        "sender_batch_id",
+        "request_id",
+        "checksum",
+        "email_subject",
+        "email_message",
+        "item_count",
+        "total_value",
+        "currency",
+        "paypal_batch_id",
+    ),
 )
 
 QUEUES = {q.name: q for q in (INVOICES, PAYOUTS)}

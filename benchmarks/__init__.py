@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` prints a table per benchmark and writes JSON to ``results/``."""
