@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -56,11 +57,24 @@ def refill(engine, rows: int) -> None:
         conn.exec_driver_sql("VACUUM ANALYZE invoices")
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (Linux ``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def claim_worker(url: str, barrier, done) -> None:
     engine = make_engine(url)
     owner = f"bench-{os.getpid()}"
     count = 0
     barrier.wait()
+    cpu = _cpu_seconds()
     while True:
         now = datetime.now(UTC)
         rows = claims.claim(engine, INVOICES, owner=owner, limit=BATCH, now=now, max_attempts=6)
@@ -68,7 +82,7 @@ def claim_worker(url: str, barrier, done) -> None:
             break
         ids = [r["id"] for r in rows]
         count += claims.finish(engine, INVOICES, ids, owner=owner, status="submitted", now=now)
-    done.put(count)
+    done.put((count, _cpu_seconds() - cpu))
     engine.dispose()
 
 
@@ -91,6 +105,7 @@ def naive_worker(url: str, barrier, done) -> None:
     owner = f"naive-{os.getpid()}"
     count = 0
     barrier.wait()
+    cpu = _cpu_seconds()
     with engine.connect() as conn:
         while True:
             now = datetime.now(UTC)
@@ -101,11 +116,12 @@ def naive_worker(url: str, barrier, done) -> None:
                 if conn.execute(NAIVE_CLAIM, {"id": item_id, "owner": owner, "now": now}).rowcount:
                     conn.execute(NAIVE_DONE, {"id": item_id, "owner": owner, "now": now})
                     count += 1
-    done.put(count)
+    done.put((count, _cpu_seconds() - cpu))
     engine.dispose()
 
 
-def run_workers(url: str, target) -> tuple[int, float]:
+def run_workers(url: str, target) -> tuple[int, float, dict]:
+    """Rows done, wall seconds, and CPU seconds of the workers vs the rest of the machine."""
     ctx = multiprocessing.get_context("spawn")
     barrier, done = ctx.Barrier(WORKERS + 1), ctx.Queue()
     procs = [ctx.Process(target=target, args=(url, barrier, done)) for _ in range(WORKERS)]
@@ -113,12 +129,20 @@ def run_workers(url: str, target) -> tuple[int, float]:
         p.start()
     with Stopwatch() as watch:
         barrier.wait()
-        counts = [done.get(timeout=1800) for _ in procs]
+        busy = _machine_busy_seconds()
+        reports = [done.get(timeout=1800) for _ in procs]
+        busy = _machine_busy_seconds() - busy
     for p in procs:
         p.join()
         if p.exitcode != 0:
             raise SystemExit(f"a {target.__name__} process failed with exit code {p.exitcode}")
-    return sum(counts), watch.seconds
+    rows = sum(r[0] for r in reports)
+    workers_cpu = sum(r[1] for r in reports)
+    cpu = {
+        "workers_us_per_row": 1e6 * workers_cpu / rows,
+        "database_and_rest_us_per_row": 1e6 * max(busy - workers_cpu, 0) / rows,
+    }
+    return rows, watch.seconds, cpu
 
 
 def raw_floor(engine) -> float:
@@ -164,11 +188,15 @@ def main() -> None:
         migrate.upgrade(engine)
 
         refill(engine, args.rows)
-        claimed, claim_s = run_workers(url, claim_worker)
+        claimed, claim_s, claim_cpu = run_workers(url, claim_worker)
         refill(engine, args.rows)
-        naive_done, naive_s = run_workers(url, naive_worker)
+        naive_done, naive_s, naive_cpu = run_workers(url, naive_worker)
         refill(engine, args.rows)
+        busy = _machine_busy_seconds()
         floor_s = raw_floor(engine)
+        floor_cpu = {
+            "database_and_rest_us_per_row": 1e6 * (_machine_busy_seconds() - busy) / args.rows
+        }
         assert claimed == naive_done == args.rows, (claimed, naive_done)
 
         refill(engine, 10_000)
@@ -183,6 +211,7 @@ def main() -> None:
         "workers": WORKERS,
         "batch": BATCH,
         "seconds": {"claim": claim_s, "naive": naive_s, "raw_floor": floor_s},
+        "cpu": {"claim": claim_cpu, "naive": naive_cpu, "raw_floor": floor_cpu},
         "rows_per_second": rate,
         "claim_share_of_raw_floor": rate["claim"] / rate["floor"],
         "claim_vs_naive": rate["claim"] / rate["naive"],
@@ -198,13 +227,20 @@ def main() -> None:
     path = write_results("claims", results)
     print_table(
         f"claim-and-complete of {args.rows:,} due rows, {WORKERS} processes, batches of {BATCH}",
-        ("variant", "seconds", "rows/s", "vs claim"),
+        ("variant", "seconds", "rows/s", "vs claim", "client µs/row", "db+rest µs/row"),
         [
-            (name, f"{secs:.2f}", f"{rate[key]:,.0f}", f"{rate[key] / rate['claim']:.2f}x")
-            for name, key, secs in (
-                ("claim (SKIP LOCKED)", "claim", claim_s),
-                ("naive (row by row)", "naive", naive_s),
-                ("raw floor (1 UPDATE)", "floor", floor_s),
+            (
+                name,
+                f"{secs:.2f}",
+                f"{rate[key]:,.0f}",
+                f"{rate[key] / rate['claim']:.2f}x",
+                f"{cpu.get('workers_us_per_row', 0):.0f}",
+                f"{cpu['database_and_rest_us_per_row']:.0f}",
+            )
+            for name, key, secs, cpu in (
+                ("claim (SKIP LOCKED)", "claim", claim_s, claim_cpu),
+                ("naive (row by row)", "naive", naive_s, naive_cpu),
+                ("raw floor (1 UPDATE)", "floor", floor_s, floor_cpu),
             )
         ],
     )

@@ -58,6 +58,7 @@ def _work_item_columns() -> list[Column]:
 def _work_item_indexes(name: str) -> list[Index]:
     """Indexes for the hot queries; the two partial ones keep the claim and the sweep cheap."""
     pending, processing = text("status = 'pending'"), text("status = 'processing'")
+    attempted, failed = text("last_attempt_at IS NOT NULL"), text("last_error_type IS NOT NULL")
     return [
         Index(
             f"ix_{name}_ready",
@@ -72,8 +73,21 @@ def _work_item_indexes(name: str) -> list[Index]:
             sqlite_where=processing,
         ),
         Index(f"ix_{name}_status_attempts", "status", "counted_attempts"),
-        Index(f"ix_{name}_last_attempt", "last_attempt_at"),
-        Index(f"ix_{name}_error_type", "last_error_type", "status"),
+        # Only rows that were attempted or failed: smaller, and never-attempted rows do not all
+        # pile onto one NULL-key page under concurrent claims.
+        Index(
+            f"ix_{name}_last_attempt",
+            "last_attempt_at",
+            postgresql_where=attempted,
+            sqlite_where=attempted,
+        ),
+        Index(
+            f"ix_{name}_error_type",
+            "last_error_type",
+            "status",
+            postgresql_where=failed,
+            sqlite_where=failed,
+        ),
     ]
 
 

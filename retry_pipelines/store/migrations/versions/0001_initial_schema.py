@@ -84,8 +84,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("reference", name=op.f("uq_invoices_reference")),
     )
     with op.batch_alter_table("invoices", schema=None) as batch_op:
-        batch_op.create_index("ix_invoices_error_type", ["last_error_type", "status"], unique=False)
-        batch_op.create_index("ix_invoices_last_attempt", ["last_attempt_at"], unique=False)
+        batch_op.create_index(
+            "ix_invoices_error_type",
+            ["last_error_type", "status"],
+            unique=False,
+            postgresql_where=sa.text("last_error_type IS NOT NULL"),
+            sqlite_where=sa.text("last_error_type IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_invoices_last_attempt",
+            ["last_attempt_at"],
+            unique=False,
+            postgresql_where=sa.text("last_attempt_at IS NOT NULL"),
+            sqlite_where=sa.text("last_attempt_at IS NOT NULL"),
+        )
         batch_op.create_index(
             "ix_invoices_lease_expiry",
             ["lease_expires_at"],
@@ -149,9 +161,19 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "ix_payout_batches_error_type", ["last_error_type", "status"], unique=False
+            "ix_payout_batches_error_type",
+            ["last_error_type", "status"],
+            unique=False,
+            postgresql_where=sa.text("last_error_type IS NOT NULL"),
+            sqlite_where=sa.text("last_error_type IS NOT NULL"),
         )
-        batch_op.create_index("ix_payout_batches_last_attempt", ["last_attempt_at"], unique=False)
+        batch_op.create_index(
+            "ix_payout_batches_last_attempt",
+            ["last_attempt_at"],
+            unique=False,
+            postgresql_where=sa.text("last_attempt_at IS NOT NULL"),
+            sqlite_where=sa.text("last_attempt_at IS NOT NULL"),
+        )
         batch_op.create_index(
             "ix_payout_batches_lease_expiry",
             ["lease_expires_at"],
