@@ -46,9 +46,31 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_seed(args) -> int:
+    from retry_pipelines.engine.seed import seed_invoices
+
+    engine = _engine(args)
+    summary = seed_invoices(
+        engine,
+        args.count,
+        seed=args.seed,
+        invalid_share=args.invalid_share,
+        reference_prefix=args.prefix,
+    )
+    print(f"seeded {summary.count} failed invoices into {redacted(engine)}: {summary.by_kind}")
+    return 0
+
+
+def cmd_sandbox(args) -> int:
+    from retry_pipelines.sandbox.__main__ import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args) or 0
+
+
 def cmd_demo(args) -> int:
-    cmd_db_upgrade(argparse.Namespace(database_url=args.database_url, revision="head"))
-    return cmd_status(args)
+    from retry_pipelines.demo import run_demo
+
+    return run_demo(args.database_url, count=args.count)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_db_downgrade)
 
     sub.add_parser("status", help="items by gateway and state").set_defaults(func=cmd_status)
-    sub.add_parser("demo", help="set up the database and show what is there").set_defaults(
-        func=cmd_demo
+
+    seed = sub.add_parser("seed", help="insert realistic failed invoices (valid and invalid)")
+    seed.add_argument("--count", type=int, default=200)
+    seed.add_argument("--seed", type=int, default=7)
+    seed.add_argument("--invalid-share", type=float, default=0.15)
+    seed.add_argument("--prefix", default="INV")
+    seed.set_defaults(func=cmd_seed)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="serve the local FBR sandbox (see `retry-pipelines sandbox -- --help`)"
     )
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="seed, run retry_failed_invoices against the sandbox")
+    demo.add_argument("--count", type=int, default=300)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

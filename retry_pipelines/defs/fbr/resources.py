@@ -1,0 +1,50 @@
+"""The FBR gateway resource: base URL and token from the environment, explicit timeouts."""
+
+from datetime import date
+
+import dagster as dg
+
+from retry_pipelines.gateways.fbr import FbrClient, FbrSettings
+from retry_pipelines.gateways.tokens import StaticToken
+
+
+class FbrResource(dg.ConfigurableResource):
+    """FBR Digital Invoicing API. The token is static (issued on IRIS, valid five years)."""
+
+    base_url: str
+    token: str | None = None
+    token_file: str | None = None
+    token_expires_on: str | None = None
+    """ISO date the token stops working, for the expiry check."""
+    sandbox: bool = False
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    rate_per_second: float = 50.0
+
+    def client(self) -> FbrClient:
+        expires = date.fromisoformat(self.token_expires_on) if self.token_expires_on else None
+        source = (
+            StaticToken(file=self.token_file, expires_on=expires)
+            if self.token_file
+            else StaticToken(value=self.token, expires_on=expires)
+        )
+        settings = FbrSettings(
+            base_url=self.base_url,
+            sandbox=self.sandbox,
+            connect_timeout=self.connect_timeout_seconds,
+            read_timeout=self.read_timeout_seconds,
+            rate_per_second=self.rate_per_second,
+            burst=max(int(self.rate_per_second), 1),
+        )
+        return FbrClient(settings, source)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "fbr": FbrResource(
+                base_url=dg.EnvVar("FBR_API_BASE_URL"), token=dg.EnvVar("FBR_API_TOKEN")
+            )
+        }
+    )

@@ -1,0 +1,159 @@
+"""Retry failed FBR invoice posts: the job, its schedule and the sensor that launches it early."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from retry_pipelines.defs.fbr.resources import FbrResource
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.domain.policy import FBR_DEFAULT
+from retry_pipelines.engine.fbr import retry_invoices
+from retry_pipelines.engine.pipeline import RunOptions
+from retry_pipelines.engine.status import queue_status
+from retry_pipelines.store import claims, gateways
+from retry_pipelines.store.queues import INVOICES
+
+GATEWAY_TAG = "retry_pipelines/gateway"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+class RetryInvoicesConfig(dg.Config):
+    """Launchpad settings of one run; policy fields left empty keep the FBR defaults."""
+
+    batch_size: int = 100
+    max_in_flight: int = 16
+    max_items: int | None = None
+    time_budget_seconds: int = 240
+    max_retries: int | None = None
+    base_delay_seconds: float | None = None
+    max_delay_seconds: float | None = None
+    cooldown_seconds: float | None = None
+    hold_ambiguous: bool = True
+
+    def policy(self):
+        changes = {"hold_ambiguous": self.hold_ambiguous}
+        if self.max_retries is not None:
+            changes["max_retries"] = self.max_retries
+        if self.base_delay_seconds is not None:
+            changes["base_delay"] = self.base_delay_seconds
+        if self.max_delay_seconds is not None:
+            changes["max_delay"] = self.max_delay_seconds
+        if self.cooldown_seconds is not None:
+            changes["cooldown"] = self.cooldown_seconds
+        return FBR_DEFAULT.with_overrides(**changes)
+
+
+@dg.op(description="Return expired FBR leases to the queue (or hold them if a post was in flight).")
+def sweep_invoice_leases(context: dg.OpExecutionContext, db: DatabaseResource) -> int:
+    result = claims.sweep_expired(db.engine, INVOICES, now=datetime.now(UTC))
+    context.add_output_metadata(
+        {"returned": len(result.returned), "held_in_flight": len(result.interrupted)}
+    )
+    return result.count
+
+
+@dg.op(
+    pool="fbr_api", description="Claim due invoices and post them to FBR, recording each attempt."
+)
+def submit_due_invoices(
+    context: dg.OpExecutionContext,
+    config: RetryInvoicesConfig,
+    db: DatabaseResource,
+    fbr: FbrResource,
+    swept: int,
+) -> dict:
+    options = RunOptions(
+        batch_size=config.batch_size,
+        max_in_flight=config.max_in_flight,
+        max_items=config.max_items,
+        deadline=timedelta(seconds=config.time_budget_seconds),
+        run_id=context.run_id,
+    )
+
+    async def run():
+        async with fbr.client() as client:
+            return await retry_invoices(db.engine, client, options, config.policy())
+
+    summary = asyncio.run(run())
+    for alert in summary.alerts:
+        context.log.error(alert)
+    if summary.paused_until:
+        context.log.warning(f"gateway fbr paused until {summary.paused_until.isoformat()}")
+    metadata = summary.as_metadata()
+    context.add_output_metadata(
+        {
+            **{k: v for k, v in metadata.items() if not isinstance(v, dict | list)},
+            "errors_by_type": dg.MetadataValue.json(metadata["errors_by_type"]),
+            "summary": dg.MetadataValue.md(_summary_table(metadata)),
+        }
+    )
+    context.log.info(
+        f"claimed {summary.claimed}, submitted {summary.succeeded}, retry scheduled "
+        f"{summary.retry_scheduled}, dead-lettered {summary.dead}, held {summary.held}"
+    )
+    return metadata
+
+
+def _summary_table(metadata: dict) -> str:
+    rows = [
+        (k, v)
+        for k, v in metadata.items()
+        if isinstance(v, int | str) and v is not None and not isinstance(v, bool)
+    ]
+    return "| outcome | count |\n|---|---:|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+@dg.job(
+    tags={GATEWAY_TAG: "fbr"},
+    description="Retry failed FBR invoice posts: sweep stale leases, then claim and submit.",
+)
+def retry_failed_invoices():
+    submit_due_invoices(sweep_invoice_leases())
+
+
+retry_failed_invoices_schedule = dg.ScheduleDefinition(
+    name="retry_failed_invoices_schedule",
+    cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
+    job=retry_failed_invoices,
+    description="Retry failed FBR invoices every 5 minutes.",
+)
+
+
+@dg.sensor(
+    job=retry_failed_invoices,
+    minimum_interval_seconds=60,
+    description="Launch retry_failed_invoices as soon as invoices are due, unless FBR is paused "
+    "or a run is already in flight.",
+)
+def retryable_invoices_sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
+    now = datetime.now(UTC)
+    pause = gateways.current_pause(db.engine, INVOICES.name, now=now)
+    if pause is not None:
+        return dg.SkipReason(f"gateway fbr paused until {pause.until.isoformat()}: {pause.reason}")
+    running = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=retry_failed_invoices.name, statuses=IN_FLIGHT), limit=1
+    )
+    if running:
+        return dg.SkipReason(f"a retry_failed_invoices run is in flight ({running[0].run_id})")
+    due = queue_status(db.engine, INVOICES, now=now).due_now
+    if not due:
+        return dg.SkipReason("nothing due")
+    key = now.strftime("%Y%m%dT%H%M")
+    context.update_cursor(key)
+    return dg.RunRequest(run_key=f"retryable-invoices-{key}", tags={"due_invoices": str(due)})
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        jobs=[retry_failed_invoices],
+        schedules=[retry_failed_invoices_schedule],
+        sensors=[retryable_invoices_sensor],
+    )

@@ -1,0 +1,91 @@
+"""A small slice of FBR DI reference data, shared by payload validation, the sandbox and the seeder.
+
+Real values come from FBR's reference APIs (``/pdi/v1/provinces``, ``/pdi/v2/SaleTypeToRate``,
+``/pdi/v2/HS_UOM``); this subset is enough to exercise the validation paths that matter for
+retries (error codes 0019, 0052, 0401, 0005). It is data, not a rule engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVINCES = frozenset(
+    {
+        "PUNJAB",
+        "SINDH",
+        "KHYBER PAKHTUNKHWA",
+        "BALOCHISTAN",
+        "CAPITAL TERRITORY",
+        "GILGIT BALTISTAN",
+        "AZAD JAMMU AND KASHMIR",
+    }
+)
+
+INVOICE_TYPES = frozenset({"Sale Invoice", "Debit Note"})
+REGISTRATION_TYPES = frozenset({"Registered", "Unregistered"})
+
+GOODS_STANDARD_RATE = "Goods at standard rate (default)"
+GOODS_REDUCED_RATE = "Goods at Reduced Rate"
+SERVICES = "Services"
+THIRD_SCHEDULE = "3rd Schedule Goods"
+
+
+@dataclass(frozen=True)
+class HsCode:
+    code: str
+    description: str
+    uom: str
+    sale_types: frozenset[str]
+    rate: str
+
+
+HS_CODES = {
+    h.code: h
+    for h in (
+        HsCode(
+            "0101.2100",
+            "Live pure-bred horses",
+            "Numbers, pieces, units",
+            frozenset({GOODS_STANDARD_RATE}),
+            "18%",
+        ),
+        HsCode(
+            "8471.3010",
+            "Portable computers (laptops)",
+            "Numbers, pieces, units",
+            frozenset({GOODS_STANDARD_RATE, GOODS_REDUCED_RATE}),
+            "18%",
+        ),
+        HsCode(
+            "3004.9099",
+            "Medicaments, packaged for retail sale",
+            "Numbers, pieces, units",
+            frozenset({THIRD_SCHEDULE, GOODS_REDUCED_RATE}),
+            "1%",
+        ),
+        HsCode(
+            "2523.2900",
+            "Portland cement",
+            "KG",
+            frozenset({GOODS_STANDARD_RATE, THIRD_SCHEDULE}),
+            "18%",
+        ),
+        HsCode(
+            "9983.9990",
+            "Other professional, technical and business services",
+            "Numbers, pieces, units",
+            frozenset({SERVICES}),
+            "16%",
+        ),
+        HsCode(
+            "1006.3090",
+            "Rice, semi-milled or wholly milled",
+            "KG",
+            frozenset({GOODS_REDUCED_RATE}),
+            "10%",
+        ),
+    )
+}
+
+UNKNOWN_HS_CODE = "9999.9999"
+"""Not in FBR's list: the sandbox answers 0019."""

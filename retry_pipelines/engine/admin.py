@@ -1,0 +1,149 @@
+"""Operator actions: each checks the state machine, requires who and why, and writes an audit row
+in the same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select, update
+
+from retry_pipelines.domain.states import INVOICE, InvoiceStatus
+from retry_pipelines.store.tables import admin_audit, invoices
+
+
+class AdminError(ValueError):
+    """An operator request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    admin_id: str
+    reason: str
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.admin_id or not self.admin_id.strip():
+            raise AdminError("admin_id is required")
+        if not self.reason or len(self.reason.strip()) < 5:
+            raise AdminError("reason is required (at least 5 characters): say why")
+
+
+def _audit(conn, actor: Actor, action: str, entity_id, src, dst, now, details=None) -> None:
+    conn.execute(
+        insert(admin_audit).values(
+            at=now,
+            admin_id=actor.admin_id.strip(),
+            action=action,
+            entity_type="invoice",
+            entity_id=str(entity_id),
+            from_status=src,
+            to_status=dst,
+            reason=actor.reason.strip(),
+            run_id=actor.run_id,
+            details=details,
+        )
+    )
+
+
+def requeue_dead_invoices(
+    engine: Engine,
+    actor: Actor,
+    *,
+    now: datetime,
+    error_code: str | None = None,
+    error_type: str | None = None,
+    failed_after: datetime | None = None,
+    failed_before: datetime | None = None,
+    limit: int = 1000,
+    dry_run: bool = False,
+) -> list[int]:
+    """Put dead-lettered invoices back in the queue with a fresh retry budget, after a data or
+    configuration fix. Returns the ids (those that would be requeued, for a dry run)."""
+    if not (error_code or error_type or failed_after or failed_before):
+        raise AdminError("name at least one filter: error_code, error_type or a date range")
+    if not 1 <= limit <= 100_000:
+        raise AdminError("limit must be within 1..100000")
+    INVOICE.require(InvoiceStatus.DEAD, InvoiceStatus.PENDING, admin=True)
+    t = invoices
+    where = [t.c.status == InvoiceStatus.DEAD]
+    if error_code:
+        where.append(t.c.last_error_code == error_code)
+    if error_type:
+        where.append(t.c.last_error_type == error_type.upper())
+    if failed_after:
+        where.append(t.c.last_attempt_at >= failed_after)
+    if failed_before:
+        where.append(t.c.last_attempt_at < failed_before)
+    with engine.begin() as conn:
+        ids = conn.execute(select(t.c.id).where(*where).order_by(t.c.id).limit(limit)).scalars()
+        ids = list(ids)
+        if dry_run or not ids:
+            return ids
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_(ids), t.c.status == InvoiceStatus.DEAD)
+            .values(
+                status=InvoiceStatus.PENDING,
+                counted_attempts=0,
+                next_attempt_at=now,
+                status_reason=f"requeued by {actor.admin_id}: {actor.reason}",
+                updated_at=now,
+            )
+        )
+        filters = {"error_code": error_code, "error_type": error_type}
+        for item_id in ids:
+            _audit(conn, actor, "requeue", item_id, "dead", "pending", now, filters)
+    return ids
+
+
+RESOLUTIONS = {
+    "mark_submitted": InvoiceStatus.SUBMITTED,
+    "release": InvoiceStatus.PENDING,
+    "abandon": InvoiceStatus.ABANDONED,
+}
+
+
+def resolve_held_invoice(
+    engine: Engine,
+    actor: Actor,
+    *,
+    invoice_id: int,
+    action: str,
+    now: datetime,
+    fbr_invoice_number: str | None = None,
+) -> str:
+    """Settle an invoice held for reconciliation: the operator found its FBR number (mark
+    submitted), found that FBR never issued one (release for re-post), or gives up (abandon)."""
+    if action not in RESOLUTIONS:
+        raise AdminError(f"action must be one of {', '.join(RESOLUTIONS)}, got {action!r}")
+    target = RESOLUTIONS[action]
+    number = (fbr_invoice_number or "").strip()
+    if action == "mark_submitted" and not number:
+        raise AdminError("mark_submitted needs the fbr_invoice_number found on IRIS")
+    if action != "mark_submitted" and number:
+        raise AdminError("fbr_invoice_number is only for mark_submitted")
+    t = invoices
+    with engine.begin() as conn:
+        row = conn.execute(select(t.c.status).where(t.c.id == invoice_id).with_for_update()).first()
+        if row is None:
+            raise AdminError(f"invoice {invoice_id} does not exist")
+        if row.status != InvoiceStatus.NEEDS_RECONCILIATION:
+            raise AdminError(
+                f"invoice {invoice_id} is {row.status}, not needs_reconciliation: "
+                "nothing to resolve"
+            )
+        INVOICE.require(row.status, target, admin=True)
+        values = {
+            "status": target,
+            "status_reason": f"{action} by {actor.admin_id}: {actor.reason}",
+            "updated_at": now,
+        }
+        if action == "mark_submitted":
+            values |= {"fbr_invoice_number": number, "submitted_at": now}
+        if action == "release":
+            values |= {"next_attempt_at": now}
+        conn.execute(update(t).where(t.c.id == invoice_id).values(values))
+        details = {"fbr_invoice_number": number} if number else None
+        _audit(conn, actor, f"resolve:{action}", invoice_id, row.status, target, now, details)
+    return target

@@ -1,0 +1,126 @@
+"""FBR DI client: post and validate invoices, with token reload and client-side rate limiting.
+
+One ``FbrClient`` wraps one ``httpx.AsyncClient`` with explicit connect and read timeouts. A 401
+is answered once by re-reading the token and retrying (the gateway refused the request, so the
+retry cannot duplicate an invoice); a second 401 is returned as TOKEN_EXPIRED for the engine to
+pause the gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
+from retry_pipelines.gateways.fbr_parse import Accepted, classify
+from retry_pipelines.gateways.http import MAX_BODY_BYTES, transport_failure
+from retry_pipelines.gateways.ratelimit import TokenBucket
+from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable
+
+POST_PATH = "/di_data/v1/di/postinvoicedata"
+VALIDATE_PATH = "/di_data/v1/di/validateinvoicedata"
+
+
+@dataclass(frozen=True)
+class FbrSettings:
+    base_url: str
+    sandbox: bool = False
+    """Use the ``_sb`` paths (FBR's sandbox environment; the token selects it too)."""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    rate_per_second: float = 50.0
+    burst: int = 50
+
+    def path(self, base: str) -> str:
+        return base + ("_sb" if self.sandbox else "")
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    outcome: Accepted | Failure
+    http_status: int | None
+    latency_ms: float
+
+    @property
+    def accepted(self) -> bool:
+        return isinstance(self.outcome, Accepted)
+
+
+class FbrClient:
+    def __init__(
+        self,
+        settings: FbrSettings,
+        token: StaticToken,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings, self.token = settings, token
+        self._http = http or httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(
+                settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
+            ),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+        self._bucket = TokenBucket(settings.rate_per_second, settings.burst)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> FbrClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def post_invoice(self, payload: dict[str, Any]) -> CallResult:
+        return await self._call(self.settings.path(POST_PATH), payload, is_post=True)
+
+    async def validate_invoice(self, payload: dict[str, Any]) -> CallResult:
+        return await self._call(self.settings.path(VALIDATE_PATH), payload, is_post=False)
+
+    async def _call(self, path: str, payload: dict[str, Any], *, is_post: bool) -> CallResult:
+        start = time.perf_counter()
+        try:
+            token = self.token.get()
+        except TokenUnavailable as exc:
+            return CallResult(
+                Failure(ErrorType.TOKEN_EXPIRED, str(exc), Delivery.NOT_DELIVERED, "NO_TOKEN"),
+                None,
+                0.0,
+            )
+        result = await self._send(path, payload, token, is_post=is_post)
+        if result.http_status == 401:
+            try:
+                fresh = self.token.reload()
+            except TokenUnavailable:
+                fresh = None
+            if fresh:
+                result = await self._send(path, payload, fresh, is_post=is_post)
+        if result.http_status not in (None, 401, 403):
+            self.token.mark_valid()
+        return CallResult(result.outcome, result.http_status, (time.perf_counter() - start) * 1000)
+
+    async def _send(self, path: str, payload: dict, token: str, *, is_post: bool) -> CallResult:
+        await self._bucket.acquire()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            async with self._http.stream("POST", path, json=payload, headers=headers) as response:
+                body = await _read_bounded(response)
+        except (httpx.HTTPError, OSError) as exc:
+            return CallResult(transport_failure(exc, side_effects=is_post), None, 0.0)
+        outcome = classify(response.status_code, response.headers, body, is_post=is_post)
+        return CallResult(outcome, response.status_code, 0.0)
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)[:MAX_BODY_BYTES]

@@ -1,0 +1,53 @@
+"""HTTP details shared by both gateways: Retry-After, bounded bodies, transport-error certainty."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def transport_failure(exc: Exception, *, side_effects: bool) -> Failure:
+    """Classify an exception raised while sending a request.
+
+    Only errors that happen before any byte could reach the server are certainly not delivered;
+    for a request with side effects every later error is ambiguous.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return Failure(ErrorType.NETWORK, f"{name}: {exc}", Delivery.NOT_DELIVERED, name)
+    delivery = Delivery.AMBIGUOUS if side_effects else Delivery.NOT_DELIVERED
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        return Failure(ErrorType.NETWORK, f"{name}: {exc}", delivery, name)
+    return Failure(ErrorType.UNKNOWN, f"{name}: {exc}", delivery, name)
+
+
+def snippet(body: bytes, limit: int = 300) -> str:
+    text = body[:limit].decode("utf-8", errors="replace").strip()
+    return " ".join(text.split()) + ("…" if len(body) > limit else "")

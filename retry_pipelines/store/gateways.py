@@ -1,0 +1,87 @@
+"""Gateway-wide state shared by every run and host: pauses (rate limits, credentials) and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import Engine, case, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from retry_pipelines.domain.scrub import scrub
+from retry_pipelines.store.tables import gateway_state
+
+
+@dataclass(frozen=True)
+class Pause:
+    gateway: str
+    until: datetime
+    reason: str
+
+
+def _upsert(engine: Engine, gateway: str, values: dict, update: dict) -> None:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(gateway_state).values(gateway=gateway, **values)
+    with engine.begin() as conn:
+        conn.execute(stmt.on_conflict_do_update(index_elements=["gateway"], set_=update))
+
+
+def pause(engine: Engine, gateway: str, *, until: datetime, reason: str, now: datetime) -> None:
+    """Pause ``gateway`` until ``until``; a later pause already in place is kept."""
+    reason = scrub(reason) or ""
+    stmt_values = {"paused_until": until, "pause_reason": reason, "updated_at": now}
+    excluded = (
+        postgresql.insert(gateway_state).excluded
+        if engine.dialect.name == "postgresql"
+        else sqlite.insert(gateway_state).excluded
+    )
+    later = (gateway_state.c.paused_until.is_(None)) | (gateway_state.c.paused_until < until)
+
+    _upsert(
+        engine,
+        gateway,
+        stmt_values,
+        {
+            "paused_until": case(
+                (later, excluded.paused_until), else_=gateway_state.c.paused_until
+            ),
+            "pause_reason": case(
+                (later, excluded.pause_reason), else_=gateway_state.c.pause_reason
+            ),
+            "updated_at": excluded.updated_at,
+        },
+    )
+
+
+def current_pause(engine: Engine, gateway: str, *, now: datetime) -> Pause | None:
+    stmt = select(gateway_state.c.paused_until, gateway_state.c.pause_reason).where(
+        gateway_state.c.gateway == gateway, gateway_state.c.paused_until > now
+    )
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return Pause(gateway, row.paused_until, row.pause_reason or "") if row else None
+
+
+def resume(engine: Engine, gateway: str, *, now: datetime) -> None:
+    _upsert(
+        engine,
+        gateway,
+        {"paused_until": None, "pause_reason": None, "updated_at": now},
+        {"paused_until": None, "pause_reason": None, "updated_at": now},
+    )
+
+
+def record_token(
+    engine: Engine,
+    gateway: str,
+    *,
+    validated_at: datetime | None,
+    expires_on: date | None,
+    now: datetime,
+) -> None:
+    values = {"updated_at": now}
+    if validated_at is not None:
+        values["token_validated_at"] = validated_at
+    if expires_on is not None:
+        values["token_expires_at"] = datetime.combine(expires_on, time(0), tzinfo=now.tzinfo)
+    _upsert(engine, gateway, values, values)

@@ -1,0 +1,91 @@
+"""The FBR schedule and sensor: names, cron, run requests, run keys, cursor and skip reasons."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from retry_pipelines.definitions import defs
+from retry_pipelines.defs.fbr.retry import (
+    retry_failed_invoices,
+    retry_failed_invoices_schedule,
+    retryable_invoices_sensor,
+    submit_due_invoices,
+)
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.store import gateways
+from retry_pipelines_tests.support.factories import insert_invoices
+
+
+def test_names_cron_tags_and_pool_are_pinned():
+    loaded = defs()
+    job = loaded.resolve_job_def("retry_failed_invoices")
+    assert job.tags["retry_pipelines/gateway"] == "fbr"
+    assert {n.name for n in job.graph.node_defs} == {"sweep_invoice_leases", "submit_due_invoices"}
+    assert submit_due_invoices.pool == "fbr_api"
+    assert loaded.resolve_schedule_def("retry_failed_invoices_schedule").cron_schedule == (
+        "*/5 * * * *"
+    )
+    assert loaded.resolve_sensor_def("retryable_invoices_sensor").job_name == (
+        "retry_failed_invoices"
+    )
+    for name in ("requeue_dead_invoices", "resolve_held_invoice", "release_stuck_locks"):
+        assert loaded.resolve_job_def(name).name == name
+
+
+def test_schedule_requests_a_run_every_five_minutes():
+    at = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=at)
+    data = retry_failed_invoices_schedule.evaluate_tick(context)
+    [request] = data.run_requests
+    assert request.job_name in (None, "retry_failed_invoices")
+    assert retry_failed_invoices_schedule.execution_timezone == "UTC"
+
+
+def _evaluate(url, instance=None, cursor=None):
+    with dg.build_sensor_context(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        cursor=cursor,
+        resources={"db": DatabaseResource(url=url)},
+    ) as context:
+        return retryable_invoices_sensor(context), context
+
+
+def test_sensor_skips_when_nothing_is_due(sqlite_url, sqlite_engine):
+    insert_invoices(sqlite_engine, 3, now=datetime.now(UTC), due_in=timedelta(hours=1))
+    result, _ = _evaluate(sqlite_url)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == "nothing due"
+
+
+def test_sensor_requests_a_run_when_invoices_are_due(sqlite_url, sqlite_engine):
+    insert_invoices(sqlite_engine, 4, now=datetime.now(UTC) - timedelta(minutes=1))
+    request, context = _evaluate(sqlite_url)
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == f"retryable-invoices-{context.cursor}"
+    assert request.tags["due_invoices"] == "4"
+
+
+def test_sensor_skips_while_the_gateway_is_paused(sqlite_url, sqlite_engine):
+    now = datetime.now(UTC)
+    insert_invoices(sqlite_engine, 2, now=now - timedelta(minutes=1))
+    until = now + timedelta(minutes=10)
+    gateways.pause(
+        sqlite_engine, "fbr", until=until, reason="RATE_LIMIT 900800: throttled", now=now
+    )
+    result, _ = _evaluate(sqlite_url)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == (
+        f"gateway fbr paused until {until.isoformat()}: RATE_LIMIT 900800: throttled"
+    )
+
+
+# QUEUED runs need a remote origin to be created; the sensor's filter includes QUEUED too.
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+def test_sensor_skips_while_a_run_is_in_flight(sqlite_url, sqlite_engine, status):
+    insert_invoices(sqlite_engine, 2, now=datetime.now(UTC) - timedelta(minutes=1))
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(retry_failed_invoices, status=status)
+        result, _ = _evaluate(sqlite_url, instance=instance)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == f"a retry_failed_invoices run is in flight ({run.run_id})"
