@@ -52,6 +52,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m benchmarks.claims
+	$(BIN)/python -m benchmarks.submit
 
 clean:
 	rm -rf .retry_pipelines .dagster_home

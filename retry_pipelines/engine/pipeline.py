@@ -105,6 +105,8 @@ class RunSummary:
             "errors_by_type": dict(self.by_error_type),
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
             "alerts": list(self.alerts),
+            "first_claim_at": self.first_claim_at.isoformat() if self.first_claim_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
 
 

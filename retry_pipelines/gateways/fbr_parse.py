@@ -96,7 +96,7 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes, *, is_post: 
             code,
             http_status=status,
         )
-    if status != 200:
+    if not 200 <= status < 300:
         return Failure(
             ErrorType.PERMANENT,
             f"unexpected HTTP {status} (check FBR_API_BASE_URL and the request): {snippet(body)}",
@@ -104,24 +104,26 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes, *, is_post: 
             code,
             http_status=status,
         )
-    return _classify_body(body, is_post=is_post)
+    return _classify_body(body, status, is_post=is_post)
 
 
-def _classify_body(body: bytes, *, is_post: bool) -> Accepted | Failure:
+def _classify_body(body: bytes, status: int, *, is_post: bool) -> Accepted | Failure:
     def unknown(message: str, code: str) -> Failure:
-        return Failure(ErrorType.UNKNOWN, message, _ambiguity(is_post), code, http_status=200)
+        return Failure(ErrorType.UNKNOWN, message, _ambiguity(is_post), code, http_status=status)
 
     if not body.strip():
-        return unknown("HTTP 200 with an empty body", "EMPTY_BODY")
+        return unknown(f"HTTP {status} with an empty body", "EMPTY_BODY")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return unknown(f"HTTP 200 with a body that is not JSON: {snippet(body)}", "BAD_JSON")
+        return unknown(f"HTTP {status} with a body that is not JSON: {snippet(body)}", "BAD_JSON")
     if not isinstance(data, dict):
-        return unknown(f"HTTP 200 with JSON that is not an object: {snippet(body)}", "BAD_SHAPE")
+        return unknown(
+            f"HTTP {status} with JSON that is not an object: {snippet(body)}", "BAD_SHAPE"
+        )
     response = data.get("validationResponse")
     if not isinstance(response, dict):
-        return unknown("HTTP 200 without a validationResponse", "BAD_SHAPE")
+        return unknown(f"HTTP {status} without a validationResponse", "BAD_SHAPE")
 
     number = _text(data.get("invoiceNumber"))
     header_code = _text(response.get("statusCode"))
@@ -129,13 +131,20 @@ def _classify_body(body: bytes, *, is_post: bool) -> Accepted | Failure:
     items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
     failed = [i for i in items if _text(i.get("statusCode")) != "00"]
 
+    if number and header_code != "00":
+        return unknown(
+            f"FBR issued {number} yet answered statusCode {header_code!r} "
+            f"({_text(response.get('errorCode'))}: {_text(response.get('error'))}); "
+            "reconcile before re-posting",
+            "NUMBER_WITH_REJECTION",
+        )
     if header_code == "01" or (header_code != "00" and not number):
         error_code = _text(response.get("errorCode")) or _text(header_code) or "UNKNOWN"
         message = _text(response.get("error")) or _text(response.get("status")) or "rejected"
         error_type = ErrorType.PERMANENT if error_code in AUTH_CODES else ErrorType.VALIDATION
         if header_code != "01":
             return unknown(f"unrecognised statusCode {header_code!r}: {message}", "BAD_SHAPE")
-        return Failure(error_type, message, Delivery.NOT_DELIVERED, error_code, http_status=200)
+        return Failure(error_type, message, Delivery.NOT_DELIVERED, error_code, http_status=status)
     if failed:
         first = failed[0]
         message = "; ".join(
@@ -149,7 +158,7 @@ def _classify_body(body: bytes, *, is_post: bool) -> Accepted | Failure:
             )
         error_code = _text(first.get("errorCode")) or "ITEM_INVALID"
         error_type = ErrorType.PERMANENT if error_code in AUTH_CODES else ErrorType.VALIDATION
-        return Failure(error_type, message, Delivery.NOT_DELIVERED, error_code, http_status=200)
+        return Failure(error_type, message, Delivery.NOT_DELIVERED, error_code, http_status=status)
     if not is_post:
         return Accepted("", _text(data.get("dated")) or None, ())
     if not number:

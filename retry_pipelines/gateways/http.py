@@ -23,7 +23,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
@@ -40,7 +40,15 @@ def transport_failure(exc: Exception, *, side_effects: bool) -> Failure:
     for a request with side effects every later error is ambiguous.
     """
     name = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    never_sent = (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.ProxyError,
+        httpx.UnsupportedProtocol,
+        httpx.InvalidURL,
+    )
+    if isinstance(exc, never_sent):
         return Failure(ErrorType.NETWORK, f"{name}: {exc}", Delivery.NOT_DELIVERED, name)
     delivery = Delivery.AMBIGUOUS if side_effects else Delivery.NOT_DELIVERED
     if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
