@@ -33,6 +33,8 @@ class FbrSettings:
     read_timeout: float = 30.0
     rate_per_second: float = 50.0
     burst: int = 50
+    connections: int = 32
+    """Open connections at most; match the engine's in-flight limit."""
 
     def path(self, base: str) -> str:
         return base + ("_sb" if self.sandbox else "")
@@ -58,17 +60,13 @@ class FbrClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings, self.token = settings, token
-        self._http = http or httpx.AsyncClient(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(
-                settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
-            ),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
+        self._pools = [http] if http is not None else _pools(settings)
+        self._next = 0
         self._bucket = TokenBucket(settings.rate_per_second, settings.burst)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def __aenter__(self) -> FbrClient:
         return self
@@ -107,13 +105,33 @@ class FbrClient:
     async def _send(self, path: str, payload: dict, token: str, *, is_post: bool) -> CallResult:
         await self._bucket.acquire()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._next = (self._next + 1) % len(self._pools)
+        http = self._pools[self._next]
         try:
-            async with self._http.stream("POST", path, json=payload, headers=headers) as response:
+            async with http.stream("POST", path, json=payload, headers=headers) as response:
                 body = await _read_bounded(response)
         except (httpx.HTTPError, OSError) as exc:
             return CallResult(transport_failure(exc, side_effects=is_post), None, 0.0)
         outcome = classify(response.status_code, response.headers, body, is_post=is_post)
         return CallResult(outcome, response.status_code, 0.0)
+
+
+POOL_SIZE = 8
+"""Connections per ``AsyncClient``: httpcore rescans its whole pool on every request event, so
+several small pools serve many requests in flight far faster than one large pool."""
+
+
+def _pools(settings: FbrSettings) -> list[httpx.AsyncClient]:
+    count = max(1, -(-settings.connections // POOL_SIZE))
+    per_pool = max(1, -(-settings.connections // count))
+    timeout = httpx.Timeout(
+        settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
+    )
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+    return [
+        httpx.AsyncClient(base_url=settings.base_url, timeout=timeout, limits=limits)
+        for _ in range(count)
+    ]
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:

@@ -21,7 +21,7 @@ class FbrResource(dg.ConfigurableResource):
     read_timeout_seconds: float = 30.0
     rate_per_second: float = 50.0
 
-    def client(self) -> FbrClient:
+    def client(self, connections: int = 32) -> FbrClient:
         expires = date.fromisoformat(self.token_expires_on) if self.token_expires_on else None
         source = (
             StaticToken(file=self.token_file, expires_on=expires)
@@ -35,6 +35,7 @@ class FbrResource(dg.ConfigurableResource):
             read_timeout=self.read_timeout_seconds,
             rate_per_second=self.rate_per_second,
             burst=max(int(self.rate_per_second), 1),
+            connections=connections,
         )
         return FbrClient(settings, source)
 

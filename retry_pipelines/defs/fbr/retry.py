@@ -77,7 +77,7 @@ def submit_due_invoices(
     )
 
     async def run():
-        async with fbr.client() as client:
+        async with fbr.client(connections=config.max_in_flight) as client:
             return await retry_invoices(db.engine, client, options, config.policy())
 
     summary = asyncio.run(run())
