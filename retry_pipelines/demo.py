@@ -34,10 +34,11 @@ RUN_CONFIG = """ops:
     config:
       batch_size: 50
       max_in_flight: 16
-      time_budget_seconds: 60
+      time_budget_seconds: 30
       base_delay_seconds: 1
       max_delay_seconds: 2
       cooldown_seconds: 2
+      token_pause_seconds: 3
 """
 
 
@@ -74,7 +75,7 @@ def _due(engine, prefix: str) -> int:
         return conn.execute(stmt).scalar_one()
 
 
-def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 6) -> int:
+def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 4) -> int:
     from retry_pipelines.sandbox.server import SandboxProcess
 
     engine = make_engine(database_url)

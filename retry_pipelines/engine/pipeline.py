@@ -61,7 +61,7 @@ class RunOptions:
     deadline: timedelta | None = None
     """Stop claiming after this long."""
     wait_while_paused: bool = False
-    """Sleep through a gateway pause (until the deadline) instead of ending the run."""
+    """Sleep through a gateway pause that ends before the deadline instead of ending the run."""
     lease: timedelta | None = None
     owner: str | None = None
     run_id: str | None = None
@@ -142,6 +142,21 @@ async def run_pipeline(
         await db(gateways.pause, engine, queue.name, until=until, reason=reason, now=_now())
         if summary.paused_until is None or until > summary.paused_until:
             summary.paused_until, summary.pause_reason = until, reason
+
+    async def release_unstarted() -> None:
+        if unstarted:
+            ids = list(unstarted)
+            unstarted.clear()
+            held.difference_update(ids)
+            summary.released += await db(
+                claims.release, engine, queue, ids, owner=owner, now=_now()
+            )
+
+    def seconds_left() -> float:
+        if options.deadline is None:
+            return float("inf")
+        elapsed = asyncio.get_running_loop().time() - loop_started
+        return options.deadline.total_seconds() - elapsed
 
     async def process(row: RowMapping) -> None:
         item_id = row["id"]
@@ -238,18 +253,22 @@ async def run_pipeline(
 
     renewer = asyncio.create_task(renew_leases())
     try:
-        while not stop_sending.is_set():
+        while True:
             if options.max_items is not None and summary.claimed >= options.max_items:
                 break
-            elapsed = asyncio.get_running_loop().time() - loop_started
-            if options.deadline is not None and elapsed >= options.deadline.total_seconds():
+            if seconds_left() <= 0:
                 break
             pause = await db(gateways.current_pause, engine, queue.name, now=_now())
+            if pause is None and stop_sending.is_set():
+                stop_sending.clear()
             if pause is not None:
+                stop_sending.set()
                 summary.paused_until, summary.pause_reason = pause.until, pause.reason
-                if not options.wait_while_paused:
+                await release_unstarted()
+                wait = (pause.until - _now()).total_seconds()
+                if not options.wait_while_paused or wait >= seconds_left():
                     break
-                await asyncio.sleep(min(max((pause.until - _now()).total_seconds(), 0.01), 5))
+                await asyncio.sleep(min(max(wait, 0.01), 5))
                 continue
             limit = options.batch_size
             if options.max_items is not None:
@@ -278,6 +297,8 @@ async def run_pipeline(
                 task = asyncio.create_task(process(row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            if stop_sending.is_set() and tasks:
+                await asyncio.wait(tasks)
         if tasks:
             await asyncio.gather(*tasks)
     finally:

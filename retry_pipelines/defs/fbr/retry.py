@@ -34,7 +34,10 @@ class RetryInvoicesConfig(dg.Config):
     base_delay_seconds: float | None = None
     max_delay_seconds: float | None = None
     cooldown_seconds: float | None = None
+    token_pause_seconds: float | None = None
     hold_ambiguous: bool = True
+    wait_out_short_pauses: bool = True
+    """Sleep through a rate-limit pause that ends within the time budget, instead of stopping."""
 
     def policy(self):
         changes = {"hold_ambiguous": self.hold_ambiguous}
@@ -46,6 +49,8 @@ class RetryInvoicesConfig(dg.Config):
             changes["max_delay"] = self.max_delay_seconds
         if self.cooldown_seconds is not None:
             changes["cooldown"] = self.cooldown_seconds
+        if self.token_pause_seconds is not None:
+            changes["token_pause"] = self.token_pause_seconds
         return FBR_DEFAULT.with_overrides(**changes)
 
 
@@ -73,6 +78,7 @@ def submit_due_invoices(
         max_in_flight=config.max_in_flight,
         max_items=config.max_items,
         deadline=timedelta(seconds=config.time_budget_seconds),
+        wait_while_paused=config.wait_out_short_pauses,
         run_id=context.run_id,
     )
 
