@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -70,7 +71,7 @@ def cmd_sandbox(args) -> int:
 def cmd_demo(args) -> int:
     from retry_pipelines.demo import run_demo
 
-    return run_demo(args.database_url, count=args.count)
+    return run_demo(args.database_url or os.environ.get(DATABASE_URL_ENV), count=args.count)
 
 
 def build_parser() -> argparse.ArgumentParser:

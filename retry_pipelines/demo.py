@@ -75,9 +75,17 @@ def _due(engine, prefix: str) -> int:
         return conn.execute(stmt).scalar_one()
 
 
+DEMO_DATABASE = Path(".retry_pipelines") / "demo.db"
+
+
 def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 4) -> int:
+    """``database_url``: where to seed; by default a demo database of its own, made anew, so no
+    state (a gateway pause, earlier rows) carries over from a previous demo."""
     from retry_pipelines.sandbox.server import SandboxProcess
 
+    if database_url is None:
+        DEMO_DATABASE.unlink(missing_ok=True)
+        database_url = f"sqlite:///{DEMO_DATABASE.resolve()}"
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     prefix = f"DEMO{datetime.now(UTC):%Y%m%d%H%M%S}"
@@ -165,5 +173,8 @@ def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 4) -
         f"+ held {totals.get('needs_reconciliation', 0)} + pending {totals.get('pending', 0)} "
         f"= {accounted} {'==' if reconciled else '!='} seeded {seeded.count}"
     )
-    print(f"\nruns are in the Dagster instance at {dagster_home}: `make dev` shows them")
+    print(
+        f"\nthe runs are in the Dagster instance at {dagster_home}; to browse them with this data:"
+        f"\n  RETRY_PIPELINES_DATABASE_URL={env['RETRY_PIPELINES_DATABASE_URL']} make dev"
+    )
     return 0 if reconciled and stats["processed_more_than_once"] == 0 else 1
