@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
 from retry_pipelines.store import migrate
 from retry_pipelines.store.db import make_engine, redacted
 from retry_pipelines.store.tables import invoices
@@ -34,7 +34,7 @@ RUN_CONFIG = """ops:
     config:
       batch_size: 50
       max_in_flight: 16
-      time_budget_seconds: 30
+      time_budget_seconds: 20
       base_delay_seconds: 1
       max_delay_seconds: 2
       cooldown_seconds: 2
@@ -100,6 +100,8 @@ def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 4) -
     if not (dagster_home / "dagster.yaml").exists():
         (dagster_home / "dagster.yaml").symlink_to(Path("dagster.yaml").resolve())
     sandbox_args = [
+        "--authorized-ntn",
+        DEFAULT_SELLER_NTN,
         "--token",
         SANDBOX_TOKEN,
         "--faults",
