@@ -60,3 +60,37 @@ def claim_then_hang(url: str, queue_name: str, batch: int, lease_seconds: float,
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     claim_then_hang(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+
+
+def retry_until_settled(db_url: str, sandbox_url: str, seconds: float, barrier, out: str) -> None:
+    """Run the FBR retry engine again and again until no invoice is pending or processing."""
+    from sqlalchemy import func, select
+
+    from retry_pipelines.store import tables
+    from retry_pipelines_tests.support.fbr import run_retries
+
+    engine = make_engine(db_url)
+    t = tables.invoices
+    open_items = select(func.count()).where(t.c.status.in_(("pending", "processing")))
+    runs = attempted = 0
+    barrier.wait()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        summary = run_retries(
+            engine,
+            sandbox_url,
+            batch_size=50,
+            max_in_flight=16,
+            wait_while_paused=True,
+            deadline=timedelta(seconds=20),
+            read_timeout=0.4,
+        )
+        runs += 1
+        attempted += summary.attempted
+        with engine.connect() as conn:
+            if conn.execute(open_items).scalar_one() == 0:
+                break
+        if summary.claimed == 0:
+            time.sleep(0.05)
+    Path(out).write_text(f"{runs} {attempted}")
+    engine.dispose()

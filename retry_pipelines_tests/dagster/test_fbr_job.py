@@ -1,0 +1,106 @@
+"""retry_failed_invoices as a real Dagster run: in process, and through the dagster CLI."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import func, select
+
+from retry_pipelines.defs.fbr.resources import FbrResource
+from retry_pipelines.defs.fbr.retry import retry_failed_invoices
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.store import tables
+from retry_pipelines_tests.support.fbr import TOKEN, running_sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _statuses(engine):
+    t = tables.invoices
+    with engine.connect() as conn:
+        return dict(conn.execute(select(t.c.status, func.count()).group_by(t.c.status)).all())
+
+
+def test_job_in_process_submits_and_reports(sqlite_url, sqlite_engine):
+    seed_invoices(sqlite_engine, 30, seed=2, invalid_share=0.0)
+    with running_sandbox() as (server, sandbox):
+        result = retry_failed_invoices.execute_in_process(
+            run_config={"ops": {"submit_due_invoices": {"config": {"max_in_flight": 4}}}},
+            resources={
+                "db": DatabaseResource(url=sqlite_url),
+                "fbr": FbrResource(base_url=server.url, token=TOKEN),
+            },
+        )
+        issued = sandbox.stats()["processed"]
+    assert result.success
+    summary = result.output_for_node("submit_due_invoices")
+    assert summary["succeeded"] == 30 == issued
+    assert _statuses(sqlite_engine) == {"submitted": 30}
+    [output] = [
+        e
+        for e in result.all_node_events
+        if e.step_key == "submit_due_invoices" and e.event_type_value == "STEP_OUTPUT"
+    ]
+    metadata = output.step_output_data.metadata
+    assert metadata["succeeded"].value == 30
+    assert "| succeeded | 30 |" in metadata["summary"].value
+    assert result.dagster_run.tags["retry_pipelines/gateway"] == "fbr"
+
+
+def test_job_through_dagster_cli_on_the_project_instance(sqlite_url, sqlite_engine, tmp_path):
+    seed_invoices(sqlite_engine, 12, seed=4, invalid_share=0.0)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with running_sandbox() as (server, _):
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "RETRY_PIPELINES_DATABASE_URL": sqlite_url,
+            "FBR_API_BASE_URL": server.url,
+            "FBR_API_TOKEN": TOKEN,
+        }
+        proc = subprocess.run(
+            [
+                Path(sys.executable).parent / "dagster",
+                "job",
+                "execute",
+                "-m",
+                "retry_pipelines.definitions",
+                "-a",
+                "defs",
+                "-j",
+                "retry_failed_invoices",
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _statuses(sqlite_engine) == {"submitted": 12}
+    instance = dg.DagsterInstance.from_config(str(home))
+    [run] = instance.get_runs()
+    assert (run.job_name, run.status) == ("retry_failed_invoices", dg.DagsterRunStatus.SUCCESS)
+    assert run.tags["retry_pipelines/gateway"] == "fbr"
+    logs = "\n".join(e.message or "" for e in instance.all_logs(run.run_id))
+    assert TOKEN not in logs, "the token must never reach the event log"
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_missing_token_fails_with_a_clear_error(sqlite_url, tmp_path, monkeypatch):
+    monkeypatch.delenv("FBR_API_TOKEN", raising=False)
+    monkeypatch.setenv("FBR_API_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RETRY_PIPELINES_DATABASE_URL", sqlite_url)
+    from retry_pipelines.definitions import defs
+
+    job = defs().resolve_job_def("retry_failed_invoices")
+    with pytest.raises(dg.DagsterInvalidConfigError, match='"FBR_API_TOKEN" which is not set'):
+        job.execute_in_process()
