@@ -30,8 +30,9 @@ from sqlalchemy import Engine, RowMapping
 
 from retry_pipelines.domain.errors import ErrorType, Failure
 from retry_pipelines.domain.policy import Outcome, RetryPolicy
+from retry_pipelines.engine.writer import AttemptWriter
 from retry_pipelines.store import claims, gateways
-from retry_pipelines.store.attempts import LeaseLost, record_outcome, start_attempt
+from retry_pipelines.store.attempts import LeaseLost
 from retry_pipelines.store.queues import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -165,15 +166,7 @@ async def run_pipeline(
                 unstarted.append(item_id)
                 return
             try:
-                attempt = await db(
-                    start_attempt,
-                    engine,
-                    queue,
-                    item_id,
-                    owner=owner,
-                    now=_now(),
-                    run_id=options.run_id,
-                )
+                attempt = await writer.start(item_id, _now())
             except LeaseLost:
                 summary.lease_lost += 1
                 return
@@ -189,10 +182,13 @@ async def run_pipeline(
             held.discard(item_id)
             slots.release()
 
+    async def record_outcome(attempt, **kwargs) -> None:
+        if not await writer.record(attempt, **kwargs):
+            summary.lease_lost += 1
+
     async def record(row: RowMapping, attempt, result: Submission) -> None:
         now = _now()
         common = {
-            "owner": owner,
             "now": now,
             "http_status": result.http_status,
             "latency_ms": result.latency_ms,
@@ -200,9 +196,7 @@ async def run_pipeline(
         }
         if result.failure is None:
             fields = {"submitted_at": now, **result.fields}
-            await _record(
-                engine, queue, attempt, summary, new_status="submitted", fields=fields, **common
-            )
+            await record_outcome(attempt, new_status="submitted", fields=fields, **common)
             summary.succeeded += 1
             return
         failure = result.failure
@@ -220,11 +214,8 @@ async def run_pipeline(
             Outcome.DEAD: "dead",
             Outcome.HOLD: queue.interrupted_status,
         }[decision.outcome]
-        await _record(
-            engine,
-            queue,
+        await record_outcome(
             attempt,
-            summary,
             new_status=new_status,
             failure=failure,
             counts_against_budget=decision.counts_against_budget,
@@ -251,6 +242,7 @@ async def run_pipeline(
                     claims.renew, engine, queue, list(held), owner=owner, now=_now(), lease=lease
                 )
 
+    writer = AttemptWriter(engine, queue, owner=owner, run_id=options.run_id)
     renewer = asyncio.create_task(renew_leases())
     try:
         while True:
@@ -310,13 +302,6 @@ async def run_pipeline(
             )
         summary.finished_at = _now()
     return summary
-
-
-async def _record(engine, queue, attempt, summary, **kwargs) -> None:
-    try:
-        await asyncio.to_thread(record_outcome, engine, queue, attempt, **kwargs)
-    except LeaseLost:
-        summary.lease_lost += 1
 
 
 def _now() -> datetime:

@@ -8,16 +8,16 @@ and moves the item in one transaction; a gateway-level failure gives the budget 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from retry_pipelines.domain.errors import Failure
 from retry_pipelines.domain.scrub import scrub
-from retry_pipelines.store.claims import held_by
+from retry_pipelines.store.claims import held_by, id_in
 from retry_pipelines.store.queues import WorkQueue
 
 
@@ -33,6 +33,58 @@ class StartedAttempt:
     started_at: datetime
 
 
+def start_attempts(
+    conn: Connection,
+    queue: WorkQueue,
+    item_ids: Sequence[int],
+    *,
+    owner: str,
+    now: datetime,
+    run_id: str | None = None,
+) -> dict[int, StartedAttempt]:
+    """In ``conn``'s transaction: spend one attempt of each item ``owner`` still holds and write
+    its ``in_flight`` row. Items no longer held are left out of the result."""
+    if not item_ids:
+        return {}
+    t = queue.items
+    numbers = dict(
+        conn.execute(
+            update(t)
+            .where(id_in(t.c.id, item_ids, conn.dialect.name), held_by(queue, owner, now))
+            .values(
+                attempt_count=t.c.attempt_count + 1,
+                counted_attempts=t.c.counted_attempts + 1,
+                last_attempt_at=now,
+                updated_at=now,
+            )
+            .returning(t.c.id, t.c.attempt_count)
+        ).all()
+    )
+    if not numbers:
+        return {}
+    rows = [
+        {
+            queue.attempt_fk: item_id,
+            "attempt_number": number,
+            "started_at": now,
+            "outcome": "in_flight",
+            "owner": owner,
+            "run_id": run_id,
+        }
+        for item_id, number in numbers.items()
+    ]
+    inserted = conn.execute(
+        insert(queue.attempts).returning(
+            queue.attempts.c.id, queue.fk, sort_by_parameter_order=True
+        ),
+        rows,
+    ).all()
+    return {
+        item_id: StartedAttempt(attempt_id, item_id, numbers[item_id], now)
+        for attempt_id, item_id in inserted
+    }
+
+
 def start_attempt(
     engine: Engine,
     queue: WorkQueue,
@@ -42,44 +94,16 @@ def start_attempt(
     now: datetime,
     run_id: str | None = None,
 ) -> StartedAttempt:
-    t = queue.items
     with engine.begin() as conn:
-        number = conn.execute(
-            update(t)
-            .where(t.c.id == item_id, held_by(queue, owner, now))
-            .values(
-                attempt_count=t.c.attempt_count + 1,
-                counted_attempts=t.c.counted_attempts + 1,
-                last_attempt_at=now,
-                updated_at=now,
-            )
-            .returning(t.c.attempt_count)
-        ).scalar_one_or_none()
-        if number is None:
-            raise LeaseLost(f"{queue.name} item {item_id} is no longer held by {owner}")
-        attempt_id = conn.execute(
-            insert(queue.attempts)
-            .values(
-                {
-                    queue.attempt_fk: item_id,
-                    "attempt_number": number,
-                    "started_at": now,
-                    "outcome": "in_flight",
-                    "owner": owner,
-                    "run_id": run_id,
-                }
-            )
-            .returning(queue.attempts.c.id)
-        ).scalar_one()
-    return StartedAttempt(attempt_id, item_id, number, now)
+        started = start_attempts(conn, queue, [item_id], owner=owner, now=now, run_id=run_id)
+    if item_id not in started:
+        raise LeaseLost(f"{queue.name} item {item_id} is no longer held by {owner}")
+    return started[item_id]
 
 
-def record_outcome(
-    engine: Engine,
+def _outcome_values(
     queue: WorkQueue,
-    attempt: StartedAttempt,
     *,
-    owner: str,
     now: datetime,
     new_status: str,
     failure: Failure | None = None,
@@ -90,15 +114,9 @@ def record_outcome(
     latency_ms: float | None = None,
     fields: Mapping[str, Any] | None = None,
     secrets: tuple[str, ...] = (),
-) -> None:
-    """Close ``attempt`` and move its item to ``new_status``, in one transaction.
-
-    The attempt row is always closed: it is history, even if the lease was lost meanwhile. The
-    item moves only if ``owner`` still holds it; otherwise ``LeaseLost`` is raised after commit,
-    leaving the item to whoever swept it.
-    """
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attempt row's and the item's new values for one outcome."""
     queue.machine.require(queue.processing, new_status)
-    t, a = queue.items, queue.attempts
     message = scrub(failure.message if failure else None, secrets)
     attempt_values = {
         "finished_at": now,
@@ -117,10 +135,9 @@ def record_outcome(
         "status": new_status,
         "updated_at": now,
         "status_reason": scrub(reason, secrets),
+        "refund_budget": 0 if counts_against_budget else 1,
         **(fields or {}),
     }
-    if not counts_against_budget:
-        item_values["counted_attempts"] = t.c.counted_attempts - 1
     if failure:
         item_values |= {
             "last_error_type": failure.error_type.value,
@@ -131,19 +148,76 @@ def record_outcome(
         item_values["next_attempt_at"] = next_attempt_at
     if new_status != queue.processing:
         item_values |= {"lease_owner": None, "lease_expires_at": None}
-    with engine.begin() as conn:
-        conn.execute(update(a).where(a.c.id == attempt.attempt_id).values(attempt_values))
-        moved = conn.execute(
+    return attempt_values, item_values
+
+
+def record_many(
+    conn: Connection,
+    queue: WorkQueue,
+    outcomes: Sequence[tuple[StartedAttempt, dict[str, Any]]],
+    *,
+    owner: str,
+) -> list[bool]:
+    """In ``conn``'s transaction: close every attempt (always: they are history) and move each
+    item ``owner`` still holds. Returns, per outcome, whether its item moved. Statements are
+    batched: one read of which items are still held, then one ``executemany`` per shape."""
+    if not outcomes:
+        return []
+    t, a = queue.items, queue.attempts
+    values = [(attempt, *_outcome_values(queue, **kw)) for attempt, kw in outcomes]
+    item_ids = [attempt.item_id for attempt, _, _ in values]
+    still_held = select(t.c.id).where(
+        id_in(t.c.id, item_ids, conn.dialect.name),
+        t.c.status == queue.processing,
+        t.c.lease_owner == owner,
+    )
+    if conn.dialect.name == "postgresql":
+        still_held = still_held.with_for_update()
+    held = set(conn.execute(still_held).scalars())
+
+    conn.execute(
+        update(a).where(a.c.id == bindparam("b_attempt_id")),
+        [{"b_attempt_id": attempt.attempt_id, **av} for attempt, av, _ in values],
+    )
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for attempt, _, iv in values:
+        if attempt.item_id in held:
+            shapes.setdefault(tuple(sorted(iv)), []).append({"b_item_id": attempt.item_id, **iv})
+    for keys, rows in shapes.items():
+        sets = {k: bindparam(k) for k in keys if k != "refund_budget"}
+        sets["counted_attempts"] = t.c.counted_attempts - bindparam("refund_budget")
+        stmt = (
             update(t)
             .where(
-                t.c.id == attempt.item_id,
+                t.c.id == bindparam("b_item_id"),
                 t.c.status == queue.processing,
                 t.c.lease_owner == owner,
             )
-            .values(item_values)
-        ).rowcount
+            .values(sets)
+        )
+        conn.execute(stmt, rows)
+    return [attempt.item_id in held for attempt, _, _ in values]
+
+
+def record_in(conn: Connection, queue: WorkQueue, attempt: StartedAttempt, **kwargs) -> bool:
+    """In ``conn``'s transaction: close ``attempt`` and move its item to ``new_status`` if
+    ``kwargs["owner"]`` still holds it. Returns whether the item moved."""
+    owner = kwargs.pop("owner")
+    [moved] = record_many(conn, queue, [(attempt, kwargs)], owner=owner)
+    return moved
+
+
+def record_outcome(engine: Engine, queue: WorkQueue, attempt: StartedAttempt, **kwargs) -> None:
+    """Close ``attempt`` and move its item, in one transaction (see ``record_in``).
+
+    Raises ``LeaseLost`` after commit when the item was no longer held: the attempt is recorded,
+    the item's status is left as the sweep set it.
+    """
+    with engine.begin() as conn:
+        moved = record_in(conn, queue, attempt, **kwargs)
     if not moved:
         raise LeaseLost(
             f"{queue.name} item {attempt.item_id}: attempt {attempt.attempt_number} recorded, "
-            f"but {owner} no longer holds the item, so its status was left as the sweep set it"
+            f"but {kwargs['owner']} no longer holds the item, so its status was left as the "
+            "sweep set it"
         )
