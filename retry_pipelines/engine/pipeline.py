@@ -128,7 +128,10 @@ async def run_pipeline(
     owner = options.owner or default_owner()
     summary = RunSummary(gateway=queue.name, owner=owner, started_at=_now())
     loop_started = asyncio.get_running_loop().time()
-    slots = asyncio.Semaphore(options.max_in_flight)
+    # ``wire`` bounds requests in flight; ``admitted`` bounds items between claim and recorded
+    # outcome, so database waits before and after a request never idle a request slot.
+    wire = asyncio.Semaphore(options.max_in_flight)
+    admitted = asyncio.Semaphore(2 * options.max_in_flight)
     stop_sending = asyncio.Event()
     held: set[int] = set()
     unstarted: list[int] = []
@@ -171,7 +174,8 @@ async def run_pipeline(
                 summary.lease_lost += 1
                 return
             summary.attempted += 1
-            result = await submit(row)
+            async with wire:
+                result = await submit(row)
             await record(row, attempt, result)
         except Exception:
             log.exception(
@@ -180,7 +184,7 @@ async def run_pipeline(
             raise
         finally:
             held.discard(item_id)
-            slots.release()
+            admitted.release()
 
     async def record_outcome(attempt, **kwargs) -> None:
         if not await writer.record(attempt, **kwargs):
@@ -285,7 +289,7 @@ async def run_pipeline(
             summary.claimed += len(rows)
             held.update(r["id"] for r in rows)
             for row in rows:
-                await slots.acquire()
+                await admitted.acquire()
                 task = asyncio.create_task(process(row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
