@@ -52,6 +52,8 @@ def test_resolve_job_refuses_an_invoice_that_is_not_held(sqlite_url, sqlite_engi
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert "is pending, not needs_reconciliation" in failure.step_failure_data.error.message
+    error = failure.step_failure_data.error
+    assert error.cause.cls_name == "AdminError"
+    assert "is pending, not needs_reconciliation" in error.cause.message
     with sqlite_engine.connect() as conn:
         assert conn.execute(select(tables.admin_audit)).all() == []
