@@ -42,6 +42,26 @@ RUN_CONFIG = """ops:
 """
 
 
+def execute_job(job: str, env: dict[str, str], *, cwd=None, config_file: str | None = None):
+    """``dagster job execute`` of one of this code location's jobs, as a separate process."""
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        "retry_pipelines.definitions",
+        "-a",
+        "defs",
+        "-j",
+        job,
+    ]
+    if config_file:
+        command += ["-c", config_file]
+    return subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
 def _table(engine, prefix: str) -> dict[tuple[str, str], int]:
     t = invoices
     stmt = (
@@ -123,31 +143,12 @@ def run_demo(database_url: str | None, *, count: int = 300, max_runs: int = 4) -
         "RETRY_PIPELINES_DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "FBR_API_TOKEN": SANDBOX_TOKEN,
     }
-    dagster = str(Path(sys.executable).parent / "dagster")
     with SandboxProcess(sandbox_args) as sandbox:
         env["FBR_API_BASE_URL"] = sandbox.url
         print(f"FBR sandbox at {sandbox.url} with faults {DEMO_FAULTS}")
         for run in range(1, max_runs + 1):
             started = time.monotonic()
-            proc = subprocess.run(
-                [
-                    dagster,
-                    "job",
-                    "execute",
-                    "-m",
-                    "retry_pipelines.definitions",
-                    "-a",
-                    "defs",
-                    "-j",
-                    "retry_failed_invoices",
-                    "-c",
-                    config_file.name,
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            proc = execute_job("retry_failed_invoices", env, config_file=config_file.name)
             status = "succeeded" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
             print(
                 f"run {run}: retry_failed_invoices {status} in {time.monotonic() - started:.1f} s"

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from sqlalchemy import func, select
 from retry_pipelines.definitions import defs
 from retry_pipelines.defs.maintenance.stuck_locks import release_stuck_locks, stuck_locks_sensor
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.demo import execute_job
 from retry_pipelines.store import claims, tables
 from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
@@ -96,25 +95,7 @@ def test_release_job_through_the_dagster_cli_on_the_project_instance(
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "RETRY_PIPELINES_DATABASE_URL": sqlite_url}
-    proc = subprocess.run(
-        [
-            Path(sys.executable).parent / "dagster",
-            "job",
-            "execute",
-            "-m",
-            "retry_pipelines.definitions",
-            "-a",
-            "defs",
-            "-j",
-            "release_stuck_locks",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = execute_job("release_stuck_locks", env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     instance = dg.DagsterInstance.from_config(str(home))
     [run] = instance.get_runs()

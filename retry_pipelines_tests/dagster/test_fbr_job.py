@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +11,7 @@ from sqlalchemy import func, select
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.fbr.retry import retry_failed_invoices
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.demo import execute_job
 from retry_pipelines.engine.seed import seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.fbr import TOKEN, running_sandbox
@@ -65,25 +64,7 @@ def test_job_through_dagster_cli_on_the_project_instance(sqlite_url, sqlite_engi
             "FBR_API_BASE_URL": server.url,
             "FBR_API_TOKEN": TOKEN,
         }
-        proc = subprocess.run(
-            [
-                Path(sys.executable).parent / "dagster",
-                "job",
-                "execute",
-                "-m",
-                "retry_pipelines.definitions",
-                "-a",
-                "defs",
-                "-j",
-                "retry_failed_invoices",
-            ],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        proc = execute_job("retry_failed_invoices", env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _statuses(sqlite_engine) == {"submitted": 12}
     instance = dg.DagsterInstance.from_config(str(home))
