@@ -1,0 +1,83 @@
+"""OAuth2 client-credentials tokens (PayPal): fetched, cached until shortly before they expire,
+refreshed once when the API says the token is no longer accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from retry_pipelines.gateways.http import snippet
+
+
+class TokenRefused(RuntimeError):
+    """The token endpoint refused the client credentials (or could not be reached)."""
+
+
+@dataclass
+class OAuthState:
+    fetched_at: datetime | None = None
+    validated_at: datetime | None = None
+    expires_in: float | None = None
+
+
+class ClientCredentials:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: str,
+        token_path: str = "/v1/oauth2/token",
+        margin_seconds: float = 120.0,
+    ) -> None:
+        if not client_id or not client_secret:
+            raise ValueError("PayPal needs both a client id and a client secret")
+        self._http, self._path, self._margin = http, token_path, margin_seconds
+        self._auth = httpx.BasicAuth(client_id, client_secret)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.state = OAuthState()
+        self.secret = client_secret
+
+    async def token(self, *, force: bool = False) -> str:
+        async with self._lock:
+            if force or self._token is None or time.monotonic() >= self._expires_at:
+                await self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        if self._token == token:
+            self._token = None
+
+    def mark_valid(self) -> None:
+        self.state.validated_at = datetime.now(UTC)
+
+    async def _fetch(self) -> None:
+        try:
+            response = await self._http.post(
+                self._path,
+                data={"grant_type": "client_credentials"},
+                auth=self._auth,
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise TokenRefused(f"token endpoint unreachable: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise TokenRefused(
+                f"token endpoint answered HTTP {response.status_code}: {snippet(response.content)}"
+            )
+        try:
+            data = response.json()
+            token, expires_in = str(data["access_token"]), float(data.get("expires_in", 0))
+        except (ValueError, KeyError, TypeError):
+            raise TokenRefused("token endpoint answered without an access_token") from None
+        self._token = token
+        self._expires_at = time.monotonic() + max(expires_in - self._margin, 0.0)
+        self.state.fetched_at = datetime.now(UTC)
+        self.state.expires_in = expires_in

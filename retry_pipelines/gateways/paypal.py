@@ -1,0 +1,121 @@
+"""PayPal Payouts client: create a batch with stable idempotency ids, read batches and items.
+
+``sender_batch_id`` and ``PayPal-Request-Id`` come from the batch's row and never change across
+retries; a create that may have reached PayPal is retried with the same pair, and PayPal's
+"already exists" answer is turned into the original batch (see ``paypal_parse``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
+from retry_pipelines.gateways.http import MAX_BODY_BYTES, transport_failure
+from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused
+from retry_pipelines.gateways.paypal_parse import Created, classify_create
+
+PAYOUTS_PATH = "/v1/payments/payouts"
+
+
+@dataclass(frozen=True)
+class PaypalSettings:
+    base_url: str
+    client_id: str
+    client_secret: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    outcome: Created | Failure
+    http_status: int | None
+    latency_ms: float
+
+
+class PaypalClient:
+    def __init__(self, settings: PaypalSettings, *, http: httpx.AsyncClient | None = None):
+        self.settings = settings
+        self._http = http or httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self.oauth = ClientCredentials(
+            self._http, client_id=settings.client_id, client_secret=settings.client_secret
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> PaypalClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def create_payout(self, body: dict[str, Any], *, request_id: str) -> CreateResult:
+        """POST the batch; a 401 refreshes the token once and retries (it was not processed)."""
+        start = time.perf_counter()
+        result = await self._create(body, request_id, force_token=False)
+        if result.http_status == 401:
+            result = await self._create(body, request_id, force_token=True)
+        return CreateResult(
+            result.outcome, result.http_status, (time.perf_counter() - start) * 1000
+        )
+
+    async def _create(self, body: dict, request_id: str, *, force_token: bool) -> CreateResult:
+        try:
+            token = await self.oauth.token(force=force_token)
+        except TokenRefused as exc:
+            failure = Failure(ErrorType.TOKEN_EXPIRED, str(exc), Delivery.NOT_DELIVERED, "OAUTH")
+            return CreateResult(failure, None, 0.0)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "PayPal-Request-Id": request_id,
+            "Accept": "application/json",
+        }
+        try:
+            response = await self._http.post(PAYOUTS_PATH, json=body, headers=headers)
+        except (httpx.HTTPError, OSError) as exc:
+            return CreateResult(transport_failure(exc, side_effects=True), None, 0.0)
+        content = response.content[:MAX_BODY_BYTES]
+        if response.status_code != 401:
+            self.oauth.mark_valid()
+        outcome = classify_create(response.status_code, response.headers, content)
+        return CreateResult(outcome, response.status_code, 0.0)
+
+    async def get_batch(self, payout_batch_id: str, *, page_size: int = 1000) -> dict[str, Any]:
+        """The batch header and every item, following pages."""
+        items: list[dict] = []
+        page, header = 1, None
+        while True:
+            data = await self._get(
+                f"{PAYOUTS_PATH}/{payout_batch_id}",
+                params={"page": page, "page_size": page_size, "total_required": "true"},
+            )
+            header = data.get("batch_header", header)
+            items.extend(data.get("items") or [])
+            total_pages = int(data.get("total_pages") or 1)
+            if page >= total_pages:
+                return {"batch_header": header, "items": items}
+            page += 1
+
+    async def get_item(self, payout_item_id: str) -> dict[str, Any]:
+        return await self._get(f"/v1/payments/payouts-item/{payout_item_id}")
+
+    async def _get(self, path: str, params: dict | None = None) -> dict[str, Any]:
+        for force in (False, True):
+            token = await self.oauth.token(force=force)
+            response = await self._http.get(
+                path, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+            if response.status_code != 401:
+                break
+        response.raise_for_status()
+        self.oauth.mark_valid()
+        return response.json()
