@@ -94,3 +94,18 @@ def retry_until_settled(db_url: str, sandbox_url: str, seconds: float, barrier, 
             time.sleep(0.05)
     Path(out).write_text(f"{runs} {attempted}")
     engine.dispose()
+
+
+def record_same_batch(db_url: str, barrier, out: str) -> None:
+    """Try to record one fixed batch; write 'recorded' or the refusal."""
+    from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+
+    engine = make_engine(db_url)
+    items = [PayoutItem(f"r{i}@example.com", "10.00", "USD", f"item-{i}") for i in range(5)]
+    barrier.wait()
+    try:
+        record_batch(engine, cycle_id="2026-11-W47", items=items, now=datetime.now(UTC))
+        Path(out).write_text("recorded")
+    except PayoutRejected as exc:
+        Path(out).write_text(f"refused: {exc}")
+    engine.dispose()
