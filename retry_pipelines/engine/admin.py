@@ -29,13 +29,16 @@ class Actor:
             raise AdminError("reason is required (at least 5 characters): say why")
 
 
-def _audit(conn, actor: Actor, action: str, entity_id, src, dst, now, details=None) -> None:
+def audit(
+    conn, actor: Actor, action: str, entity_id, src, dst, now, details=None, entity="invoice"
+) -> None:
+    """The audit row of one admin action, written in the caller's transaction."""
     conn.execute(
         insert(admin_audit).values(
             at=now,
             admin_id=actor.admin_id.strip(),
             action=action,
-            entity_type="invoice",
+            entity_type=entity,
             entity_id=str(entity_id),
             from_status=src,
             to_status=dst,
@@ -93,7 +96,7 @@ def requeue_dead_invoices(
         )
         filters = {"error_code": error_code, "error_type": error_type}
         for item_id in ids:
-            _audit(conn, actor, "requeue", item_id, "dead", "pending", now, filters)
+            audit(conn, actor, "requeue", item_id, "dead", "pending", now, filters)
     return ids
 
 
@@ -145,5 +148,5 @@ def resolve_held_invoice(
             values |= {"next_attempt_at": now}
         conn.execute(update(t).where(t.c.id == invoice_id).values(values))
         details = {"fbr_invoice_number": number} if number else None
-        _audit(conn, actor, f"resolve:{action}", invoice_id, row.status, target, now, details)
+        audit(conn, actor, f"resolve:{action}", invoice_id, row.status, target, now, details)
     return target

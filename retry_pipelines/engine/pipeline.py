@@ -66,6 +66,8 @@ class RunOptions:
     lease: timedelta | None = None
     owner: str | None = None
     run_id: str | None = None
+    only_ids: tuple[int, ...] | None = None
+    """Claim only these items (a manual retry of one batch)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_in_flight < 1:
@@ -279,6 +281,7 @@ async def run_pipeline(
                 max_attempts=policy.max_attempts,
                 max_age=max_age,
                 lease=options.lease,
+                only_ids=options.only_ids,
             )
             if not rows:
                 if tasks and options.wait_while_paused:

@@ -8,7 +8,9 @@ the probabilities are: the same seed replays the same fault sequence for the sam
 sequence, and two plans with one seed can be compared request by request.
 
 The kinds are a shared vocabulary of wire behaviours (HTTP status, body, timing, connection),
-not of one API; each sandbox says which kinds it implements (``FaultPlan.require``).
+not of one API; each sandbox says which kinds it implements (``FaultPlan.require``). The FBR
+sandbox implements ``FAULT_KINDS``; ``MORE_FAULT_KINDS`` came later with the PayPal sandbox, and
+``ALL_FAULT_KINDS`` (both) is what a plan may name.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ FAULT_KINDS: Mapping[str, str] = MappingProxyType(
         "connection_drop": "close the connection without any response; not processed",
     }
 )
+"""The original fault kinds (all implemented by the FBR sandbox), with their wire behaviour."""
+
+MORE_FAULT_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "http_503": "HTTP 503 with a JSON error body; not processed",
+        "insufficient_funds": "HTTP 422 INSUFFICIENT_FUNDS (PayPal); not processed",
+    }
+)
+"""Kinds added for the PayPal sandbox; the FBR sandbox does not implement them."""
+
+ALL_FAULT_KINDS: Mapping[str, str] = MappingProxyType({**FAULT_KINDS, **MORE_FAULT_KINDS})
 """Every fault kind a sandbox may implement, with the wire behaviour it stands for."""
 
 _TOLERANCE = 1e-9
@@ -44,7 +57,7 @@ def _known(kinds: Collection[str]) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class FaultPlan:
-    """Per-start fault configuration. ``faults`` maps a kind of ``FAULT_KINDS`` to a probability."""
+    """Per-start fault configuration: ``faults`` maps a kind of ``ALL_FAULT_KINDS`` to a chance."""
 
     latency_ms: float = 0.0
     """Added to every API request (not to control endpoints)."""
@@ -55,10 +68,11 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         faults = dict(self.faults)
-        unknown = sorted(set(faults) - set(FAULT_KINDS))
+        unknown = sorted(set(faults) - set(ALL_FAULT_KINDS))
         if unknown:
             raise ValueError(
-                f"unknown fault kind(s) {', '.join(unknown)}; known kinds: {_known(FAULT_KINDS)}"
+                f"unknown fault kind(s) {', '.join(unknown)}; "
+                f"known kinds: {_known(ALL_FAULT_KINDS)}"
             )
         for kind, p in faults.items():
             if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
@@ -87,7 +101,7 @@ class FaultPlan:
         known: Collection[str] | None = None,
     ) -> FaultPlan:
         """Parse ``"http_500=0.05,html_502=0.05"``; ``known`` narrows the accepted kinds."""
-        known = FAULT_KINDS if known is None else known
+        known = ALL_FAULT_KINDS if known is None else known
         faults: dict[str, float] = {}
         for part in (spec or "").split(","):
             part = part.strip()

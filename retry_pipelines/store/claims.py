@@ -42,7 +42,7 @@ from retry_pipelines.store.queues import WorkQueue
 
 
 @functools.cache
-def _claim_template(queue: WorkQueue, dialect: str, with_max_age: bool) -> Update:
+def _claim_template(queue: WorkQueue, dialect: str, with_max_age: bool, with_ids: bool) -> Update:
     """Built once per queue and dialect; the values are bound at execution."""
     t = queue.items
     now = bindparam("now", type_=t.c.next_attempt_at.type)
@@ -54,6 +54,8 @@ def _claim_template(queue: WorkQueue, dialect: str, with_max_age: bool) -> Updat
     ]
     if with_max_age:
         eligible.append(t.c.created_at >= bindparam("oldest", type_=t.c.created_at.type))
+    if with_ids:
+        eligible.append(t.c.id.in_(bindparam("only_ids", expanding=True)))
     candidates = (
         select(t.c.id)
         .where(*eligible)
@@ -86,6 +88,7 @@ def claim_statement(
     max_attempts: int,
     max_age: timedelta | None = None,
     lease: timedelta | None = None,
+    only_ids: Sequence[int] | None = None,
 ) -> tuple[Update, dict]:
     """The single statement that selects, locks and leases up to ``limit`` due items, and the
     values to execute it with."""
@@ -100,7 +103,10 @@ def claim_statement(
     }
     if max_age is not None:
         params["oldest"] = now - max_age
-    return _claim_template(queue, dialect, max_age is not None), params
+    if only_ids is not None:
+        params["only_ids"] = list(only_ids)
+    template = _claim_template(queue, dialect, max_age is not None, only_ids is not None)
+    return template, params
 
 
 def claim(engine: Engine, queue: WorkQueue, **options) -> list[RowMapping]:

@@ -1,0 +1,190 @@
+"""Operator controls for payout batches: manual retry under the cycle's processing lock, status
+override along allowed admin transitions, and a status report. Every change is audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from retry_pipelines.domain.eligibility import ItemSnapshot, check_eligibility
+from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
+from retry_pipelines.domain.states import BATCH, BatchStatus, IllegalTransition
+from retry_pipelines.engine.admin import Actor, AdminError, audit
+from retry_pipelines.engine.paypal import retry_payout_batches
+from retry_pipelines.engine.pipeline import RunOptions, RunSummary
+from retry_pipelines.gateways.paypal import PaypalClient
+from retry_pipelines.store import locks
+from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
+
+CYCLE_LOCK_TTL = timedelta(minutes=10)
+
+
+def _batch(conn, batch_id: int):
+    row = conn.execute(select(payout_batches).where(payout_batches.c.id == batch_id)).mappings()
+    row = row.first()
+    if row is None:
+        raise AdminError(f"payout batch {batch_id} does not exist")
+    return row
+
+
+def override_status(
+    engine: Engine, actor: Actor, *, batch_id: int, new_status: str, now: datetime
+) -> str:
+    """Move a batch along an allowed admin transition (e.g. dead -> canceled), audited."""
+    with engine.begin() as conn:
+        row = _batch(conn, batch_id)
+        try:
+            BATCH.require(row["status"], new_status, admin=True)
+        except IllegalTransition as exc:
+            raise AdminError(str(exc)) from None
+        conn.execute(
+            update(payout_batches)
+            .where(payout_batches.c.id == batch_id, payout_batches.c.status == row["status"])
+            .values(
+                status=new_status,
+                status_reason=f"override by {actor.admin_id}: {actor.reason}",
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        audit(
+            conn, actor, "override", batch_id, row["status"], new_status, now, entity="payout_batch"
+        )
+    return new_status
+
+
+async def manual_retry(
+    engine: Engine,
+    client: PaypalClient,
+    actor: Actor,
+    *,
+    batch_id: int,
+    now: datetime,
+    policy: RetryPolicy = PAYPAL_DEFAULT,
+) -> RunSummary:
+    """Retry one batch now, whatever its schedule, under its cycle's processing lock.
+
+    A second manual retry while the first holds the lock is refused with the holder and expiry.
+    The cooldown, the attempt budget (of ``policy``) and the 30-day window still apply.
+    """
+    with engine.connect() as conn:
+        row = _batch(conn, batch_id)
+    key = f"payout-cycle:{row['cycle_id']}"
+    try:
+        locks.acquire(
+            engine, key, owner=actor.admin_id, now=now, ttl=CYCLE_LOCK_TTL, run_id=actor.run_id
+        )
+    except locks.LockHeld as exc:
+        raise AdminError(f"refused: {exc}") from None
+    try:
+        status = row["status"]
+        if status == BatchStatus.DEAD:
+            BATCH.require(status, BatchStatus.PENDING, admin=True)
+        snapshot = ItemSnapshot(
+            status=BatchStatus.PENDING if status == BatchStatus.DEAD else status,
+            counted_attempts=0 if status == BatchStatus.DEAD else row["counted_attempts"],
+            created_at=row["created_at"],
+            next_attempt_at=row["next_attempt_at"],
+            last_attempt_at=row["last_attempt_at"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at=row["lease_expires_at"],
+        )
+        verdict = check_eligibility(
+            snapshot,
+            policy,
+            now,
+            ready_statuses=frozenset({BatchStatus.PENDING}),
+            respect_schedule=False,
+        )
+        if not verdict.ok:
+            raise AdminError(f"batch {batch_id} cannot be retried now: {verdict}")
+        with engine.begin() as conn:
+            conn.execute(
+                update(payout_batches)
+                .where(payout_batches.c.id == batch_id, payout_batches.c.status == status)
+                .values(
+                    status=BatchStatus.PENDING,
+                    next_attempt_at=now,
+                    counted_attempts=snapshot.counted_attempts,
+                    status_reason=f"manual retry by {actor.admin_id}: {actor.reason}",
+                    updated_at=now,
+                )
+            )
+            audit(
+                conn,
+                actor,
+                "manual_retry",
+                batch_id,
+                status,
+                BatchStatus.PENDING,
+                now,
+                {
+                    "max_retries": policy.max_retries,
+                    "base_delay": policy.base_delay,
+                    "max_delay": policy.max_delay,
+                },
+                entity="payout_batch",
+            )
+        options = RunOptions(
+            batch_size=1, max_in_flight=1, only_ids=(batch_id,), run_id=actor.run_id
+        )
+        return await retry_payout_batches(engine, client, options, policy)
+    finally:
+        locks.release(engine, key, owner=actor.admin_id)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    batch: dict[str, Any]
+    items_by_status: dict[str, int]
+    attempts: list[dict[str, Any]]
+    lock: locks.LockHolder | None
+
+    def render(self) -> str:
+        b = self.batch
+        lines = [
+            f"payout batch {b['id']} ({b['sender_batch_id']}), cycle {b['cycle_id']}",
+            f"  status {b['status']}; PayPal {b['paypal_batch_id'] or '-'} "
+            f"{b['paypal_batch_status'] or ''}".rstrip(),
+            f"  {b['item_count']} items, {b['total_value']} {b['currency']}; attempts "
+            f"{b['attempt_count']} ({b['counted_attempts']} counted); last error "
+            f"{b['last_error_type'] or '-'} {b['last_error_message'] or ''}".rstrip(),
+            "  items: " + ", ".join(f"{s} {n}" for s, n in sorted(self.items_by_status.items())),
+        ]
+        if self.lock:
+            lines.append(
+                f"  cycle locked by {self.lock.owner} until {self.lock.expires_at.isoformat()}"
+            )
+        for a in self.attempts:
+            lines.append(
+                f"  attempt {a['attempt_number']}: {a['outcome']} {a['error_type'] or ''} "
+                f"{a['error_code'] or ''} HTTP {a['http_status'] or '-'} "
+                f"at {a['started_at'].isoformat()}".replace("  ", " ")
+            )
+        return "\n".join(lines)
+
+
+def batch_report(engine: Engine, batch_id: int, *, now: datetime) -> BatchReport:
+    """Item-level breakdown and attempt history of one batch."""
+    i, a = payout_items, payout_attempts
+    with engine.connect() as conn:
+        batch = dict(_batch(conn, batch_id))
+        items = dict(
+            conn.execute(
+                select(i.c.status, func.count())
+                .where(i.c.batch_id == batch_id)
+                .group_by(i.c.status)
+            ).all()
+        )
+        attempts = [
+            dict(r)
+            for r in conn.execute(
+                select(a).where(a.c.batch_id == batch_id).order_by(a.c.attempt_number)
+            ).mappings()
+        ]
+    lock = locks.holder(engine, f"payout-cycle:{batch['cycle_id']}", now=now)
+    return BatchReport(batch, items, attempts, lock)

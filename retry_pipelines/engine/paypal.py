@@ -1,0 +1,170 @@
+"""PayPal payout batches, phase 2 and after: submit through the shared pipeline, then reconcile.
+
+Submitting reuses the retry pipeline with PayPal's submit step and policy: an ambiguous create
+(timeout, 500, lost connection) is simply retried with the batch's fixed ``sender_batch_id`` and
+``PayPal-Request-Id``; PayPal's "already exists" answer adopts the batch an earlier attempt made.
+Reconciliation polls batches PayPal accepted until PayPal reports a final status, and records
+each item's own outcome (a batch can succeed while an item fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, select, update
+
+from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
+from retry_pipelines.domain.states import BATCH, ITEM
+from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, run_pipeline
+from retry_pipelines.gateways.paypal import PaypalClient
+from retry_pipelines.gateways.paypal_parse import Created
+from retry_pipelines.store.queues import PAYOUTS
+from retry_pipelines.store.tables import payout_batches, payout_items
+
+log = logging.getLogger(__name__)
+
+FINAL_BATCH = {"SUCCESS": "completed", "DENIED": "denied", "CANCELED": "canceled"}
+
+
+def load_items(engine: Engine, batch_id: int) -> list[RowMapping]:
+    t = payout_items
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(t).where(t.c.batch_id == batch_id).order_by(t.c.id))
+            .mappings()
+            .all()
+        )
+
+
+def create_body(batch: RowMapping, items: list[RowMapping]) -> dict[str, Any]:
+    """The ``create_payout_request`` for a recorded batch (same ids on every attempt)."""
+    header: dict[str, Any] = {"sender_batch_id": batch["sender_batch_id"]}
+    if batch["email_subject"]:
+        header["email_subject"] = batch["email_subject"]
+    if batch["email_message"]:
+        header["email_message"] = batch["email_message"]
+    body_items = []
+    for item in items:
+        entry: dict[str, Any] = {
+            "recipient_type": item["recipient_type"],
+            "amount": {"value": item["amount_value"], "currency": item["currency"]},
+            "receiver": item["receiver"],
+            "sender_item_id": item["sender_item_id"],
+        }
+        if item["note"]:
+            entry["note"] = item["note"]
+        body_items.append(entry)
+    return {"sender_batch_header": header, "items": body_items}
+
+
+def submitter(engine: Engine, client: PaypalClient):
+    async def submit(row: RowMapping) -> Submission:
+        items = await asyncio.to_thread(load_items, engine, row["id"])
+        result = await client.create_payout(create_body(row, items), request_id=row["request_id"])
+        if isinstance(result.outcome, Created):
+            fields = {
+                "paypal_batch_id": result.outcome.payout_batch_id,
+                "paypal_batch_status": result.outcome.batch_status,
+            }
+            return Submission(None, result.http_status, result.latency_ms, fields)
+        return Submission(result.outcome, result.http_status, result.latency_ms)
+
+    return submit
+
+
+async def retry_payout_batches(
+    engine: Engine,
+    client: PaypalClient,
+    options: RunOptions,
+    policy: RetryPolicy = PAYPAL_DEFAULT,
+) -> RunSummary:
+    """Phase 2 for every due batch (within the options' limits)."""
+    return await run_pipeline(
+        engine,
+        PAYOUTS,
+        submitter(engine, client),
+        policy,
+        options,
+        secrets=(client.settings.client_secret,),
+    )
+
+
+@dataclass
+class ReconcileSummary:
+    polled: int = 0
+    finished: dict[str, int] = field(default_factory=dict)
+    items_updated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def reconcile(
+    engine: Engine, client: PaypalClient, *, now: datetime, limit: int = 100
+) -> ReconcileSummary:
+    """Poll batches PayPal accepted and record their and their items' statuses."""
+    b = payout_batches
+    with engine.connect() as conn:
+        batches = conn.execute(
+            select(b.c.id, b.c.paypal_batch_id)
+            .where(b.c.status == "submitted", b.c.paypal_batch_id.is_not(None))
+            .order_by(b.c.updated_at)
+            .limit(limit)
+        ).all()
+    summary = ReconcileSummary()
+    for batch_id, paypal_batch_id in batches:
+        try:
+            data = await client.get_batch(paypal_batch_id)
+        except Exception as exc:  # one unreachable batch must not stop the others
+            summary.errors.append(f"batch {batch_id} ({paypal_batch_id}): {type(exc).__name__}")
+            continue
+        summary.polled += 1
+        outcome = await asyncio.to_thread(_apply, engine, batch_id, data, now)
+        summary.items_updated += outcome[1]
+        if outcome[0]:
+            summary.finished[outcome[0]] = summary.finished.get(outcome[0], 0) + 1
+    return summary
+
+
+def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[str | None, int]:
+    b, t = payout_batches, payout_items
+    header = data.get("batch_header") or {}
+    paypal_status = str(header.get("batch_status") or "")
+    updated = 0
+    with engine.begin() as conn:
+        current = dict(
+            conn.execute(
+                select(t.c.sender_item_id, t.c.status).where(t.c.batch_id == batch_id)
+            ).all()
+        )
+        for item in data.get("items") or []:
+            detail = item.get("payout_item") or {}
+            key = detail.get("sender_item_id")
+            new = str(item.get("transaction_status") or "")
+            old = current.get(key)
+            if old is None or not new or new == old or not ITEM.can(old, new):
+                if old is not None and new and new != old and not ITEM.can(old, new):
+                    log.warning("batch %s item %s: ignoring %s -> %s", batch_id, key, old, new)
+                continue
+            errors = item.get("errors") or {}
+            conn.execute(
+                update(t)
+                .where(t.c.batch_id == batch_id, t.c.sender_item_id == key)
+                .values(
+                    status=new,
+                    payout_item_id=item.get("payout_item_id"),
+                    transaction_id=item.get("transaction_id"),
+                    error_name=errors.get("name"),
+                    error_message=errors.get("message"),
+                    updated_at=now,
+                )
+            )
+            updated += 1
+        values: dict[str, Any] = {"paypal_batch_status": paypal_status or None, "updated_at": now}
+        finished = FINAL_BATCH.get(paypal_status)
+        if finished and BATCH.can("submitted", finished):
+            values |= {"status": finished, "completed_at": now}
+        conn.execute(update(b).where(b.c.id == batch_id, b.c.status == "submitted").values(values))
+    return finished, updated
