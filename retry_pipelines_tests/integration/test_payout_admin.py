@@ -1,0 +1,83 @@
+"""Payout admin: overrides follow the admin transitions and are audited; a manual retry while the
+cycle is locked is refused with the holder and expiry; the batch report shows the history."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from retry_pipelines.engine.admin import Actor, AdminError
+from retry_pipelines.engine.payout_admin import batch_report, manual_retry, override_status
+from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
+from retry_pipelines.store import locks, tables
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+ADMIN = Actor("finance-sara", "PayPal support confirmed the batch was voided", run_id="run-7")
+
+
+def _batch(engine, status="dead"):
+    items = [PayoutItem("a@example.com", "5.00", "USD", "i-1")]
+    batch = record_batch(engine, cycle_id="2026-11-W47", items=items, now=NOW)
+    with engine.begin() as conn:
+        conn.execute(update(tables.payout_batches).values(status=status))
+    return batch.id
+
+
+@pytest.mark.parametrize(
+    ("status", "target", "allowed"),
+    [
+        ("dead", "canceled", True),
+        ("dead", "pending", True),
+        ("submitted", "completed", True),
+        ("completed", "pending", False),
+        ("processing", "canceled", False),
+        ("dead", "shipped", False),
+    ],
+)
+def test_override_follows_admin_transitions(engine, status, target, allowed):
+    batch_id = _batch(engine, status)
+    if not allowed:
+        with pytest.raises(AdminError):
+            override_status(engine, ADMIN, batch_id=batch_id, new_status=target, now=NOW)
+        with engine.connect() as conn:
+            assert conn.execute(select(tables.admin_audit)).all() == []
+            current = conn.execute(select(tables.payout_batches.c.status)).scalar_one()
+        assert current == status
+        return
+    assert override_status(engine, ADMIN, batch_id=batch_id, new_status=target, now=NOW) == target
+    with engine.connect() as conn:
+        audit = conn.execute(select(tables.admin_audit)).mappings().one()
+    assert (
+        audit["admin_id"],
+        audit["reason"],
+        audit["from_status"],
+        audit["to_status"],
+        audit["run_id"],
+        audit["entity_type"],
+    ) == ("finance-sara", ADMIN.reason, status, target, "run-7", "payout_batch")
+
+
+def test_second_manual_retry_is_refused_naming_holder_and_expiry(engine):
+    batch_id = _batch(engine, "dead")
+    now = datetime.now(UTC)
+    locks.acquire(
+        engine,
+        "payout-cycle:2026-11-W47",
+        owner="finance-ali",
+        now=now,
+        ttl=timedelta(minutes=10),
+        run_id="run-1",
+    )
+    client = PaypalClient(PaypalSettings("http://127.0.0.1:9", "id", "secret"))
+    with pytest.raises(AdminError) as refused:
+        asyncio.run(manual_retry(engine, client, ADMIN, batch_id=batch_id, now=now))
+    expiry = (now + timedelta(minutes=10)).isoformat()
+    assert str(refused.value) == (
+        f"refused: payout-cycle:2026-11-W47 is locked by finance-ali (run run-1) until {expiry}"
+    )
+    report = batch_report(engine, batch_id, now=now)
+    assert report.batch["status"] == "dead"
+    assert report.lock.owner == "finance-ali"
+    assert "cycle locked by finance-ali" in report.render()
