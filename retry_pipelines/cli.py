@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("revision", nargs="?", default="base")
     down.set_defaults(func=cmd_db_downgrade)
 
-    sub.add_parser("status", help="items by gateway and state").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="items by gateway and state, or one payout batch")
+    status.add_argument("kind", nargs="?", choices=["payout"], help="show one payout batch")
+    status.add_argument("batch_id", nargs="?", type=int)
+    status.set_defaults(func=cmd_status)
 
     seed = sub.add_parser("seed", help="insert realistic failed invoices (valid and invalid)")
     seed.add_argument("--count", type=int, default=200)
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except ValueError as exc:  # includes AdminError: a refusal that says why
         print(f"retry-pipelines: {exc}", file=sys.stderr)
         return 2
 

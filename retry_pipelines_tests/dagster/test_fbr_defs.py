@@ -62,8 +62,8 @@ def test_sensor_requests_a_run_when_invoices_are_due(sqlite_url, sqlite_engine):
     insert_invoices(sqlite_engine, 4, now=datetime.now(UTC) - timedelta(minutes=1))
     request, context = _evaluate(sqlite_url)
     assert isinstance(request, dg.RunRequest)
-    assert request.run_key == f"retryable-invoices-{context.cursor}"
-    assert request.tags["due_invoices"] == "4"
+    assert request.run_key == f"retry_failed_invoices-{context.cursor}"
+    assert request.tags["due_items"] == "4"
 
 
 def test_sensor_skips_while_the_gateway_is_paused(sqlite_url, sqlite_engine):

@@ -7,20 +7,14 @@ import dagster as dg
 
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.sensing import retry_sensor_result
 from retry_pipelines.domain.policy import FBR_DEFAULT
 from retry_pipelines.engine.fbr import retry_invoices
 from retry_pipelines.engine.pipeline import RunOptions
-from retry_pipelines.engine.status import queue_status
-from retry_pipelines.store import claims, gateways
+from retry_pipelines.store import claims
 from retry_pipelines.store.queues import INVOICES
 
 GATEWAY_TAG = "retry_pipelines/gateway"
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 class RetryInvoicesConfig(dg.Config):
@@ -139,21 +133,7 @@ retry_failed_invoices_schedule = dg.ScheduleDefinition(
     "or a run is already in flight.",
 )
 def retryable_invoices_sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
-    now = datetime.now(UTC)
-    pause = gateways.current_pause(db.engine, INVOICES.name, now=now)
-    if pause is not None:
-        return dg.SkipReason(f"gateway fbr paused until {pause.until.isoformat()}: {pause.reason}")
-    running = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=retry_failed_invoices.name, statuses=IN_FLIGHT), limit=1
-    )
-    if running:
-        return dg.SkipReason(f"a retry_failed_invoices run is in flight ({running[0].run_id})")
-    due = queue_status(db.engine, INVOICES, now=now).due_now
-    if not due:
-        return dg.SkipReason("nothing due")
-    key = now.strftime("%Y%m%dT%H%M")
-    context.update_cursor(key)
-    return dg.RunRequest(run_key=f"retryable-invoices-{key}", tags={"due_invoices": str(due)})
+    return retry_sensor_result(context, db.engine, INVOICES, retry_failed_invoices.name)
 
 
 @dg.definitions

@@ -1,0 +1,100 @@
+"""Admin jobs for payout batches, launched from the launchpad with typed config; all audited."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from retry_pipelines.defs.paypal.resources import PaypalResource
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.domain.policy import PAYPAL_DEFAULT
+from retry_pipelines.engine import payout_admin
+from retry_pipelines.engine.admin import Actor
+
+
+class ManualRetryConfig(dg.Config):
+    """Retry one batch now, under its cycle's processing lock; policy fields are optional."""
+
+    batch_id: int
+    admin_id: str
+    reason: str
+    max_retries: int | None = None
+    base_delay_seconds: float | None = None
+    max_delay_seconds: float | None = None
+
+
+class OverrideStatusConfig(dg.Config):
+    """Set a batch's status along an allowed admin transition (e.g. dead -> canceled)."""
+
+    batch_id: int
+    new_status: str
+    admin_id: str
+    reason: str
+
+
+@dg.op(description="Retry one payout batch now and report its status and attempt history.")
+def retry_one_payout_batch(
+    context: dg.OpExecutionContext,
+    config: ManualRetryConfig,
+    db: DatabaseResource,
+    paypal: PaypalResource,
+) -> str:
+    changes = {
+        k: v
+        for k, v in {
+            "max_retries": config.max_retries,
+            "base_delay": config.base_delay_seconds,
+            "max_delay": config.max_delay_seconds,
+        }.items()
+        if v is not None
+    }
+    policy = PAYPAL_DEFAULT.with_overrides(**changes)
+    actor = Actor(config.admin_id, config.reason, context.run_id)
+
+    async def run():
+        async with paypal.client() as client:
+            return await payout_admin.manual_retry(
+                db.engine,
+                client,
+                actor,
+                batch_id=config.batch_id,
+                now=datetime.now(UTC),
+                policy=policy,
+            )
+
+    asyncio.run(run())
+    report = payout_admin.batch_report(db.engine, config.batch_id, now=datetime.now(UTC))
+    context.add_output_metadata({"report": dg.MetadataValue.md(f"```\n{report.render()}\n```")})
+    return report.batch["status"]
+
+
+@dg.op(description="Override one payout batch's status (allowed admin transitions only).")
+def override_one_payout_batch(
+    context: dg.OpExecutionContext, config: OverrideStatusConfig, db: DatabaseResource
+) -> str:
+    actor = Actor(config.admin_id, config.reason, context.run_id)
+    status = payout_admin.override_status(
+        db.engine,
+        actor,
+        batch_id=config.batch_id,
+        new_status=config.new_status,
+        now=datetime.now(UTC),
+    )
+    report = payout_admin.batch_report(db.engine, config.batch_id, now=datetime.now(UTC))
+    context.add_output_metadata({"report": dg.MetadataValue.md(f"```\n{report.render()}\n```")})
+    return status
+
+
+@dg.job(description="Retry one payout batch now (admin; refused while its cycle is locked).")
+def manual_retry_payout_batch():
+    retry_one_payout_batch()
+
+
+@dg.job(description="Override a payout batch's status along an allowed admin transition.")
+def override_payout_batch_status():
+    override_one_payout_batch()
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[manual_retry_payout_batch, override_payout_batch_status])

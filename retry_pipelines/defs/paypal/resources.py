@@ -1,0 +1,39 @@
+"""The PayPal Payouts resource: base URL and client credentials from the environment."""
+
+import dagster as dg
+
+from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
+
+
+class PaypalResource(dg.ConfigurableResource):
+    """PayPal Payouts API (OAuth2 client credentials)."""
+
+    base_url: str
+    client_id: str
+    client_secret: str
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+
+    def client(self) -> PaypalClient:
+        return PaypalClient(
+            PaypalSettings(
+                base_url=self.base_url,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                connect_timeout=self.connect_timeout_seconds,
+                read_timeout=self.read_timeout_seconds,
+            )
+        )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "paypal": PaypalResource(
+                base_url=dg.EnvVar("PAYPAL_API_BASE_URL"),
+                client_id=dg.EnvVar("PAYPAL_CLIENT_ID"),
+                client_secret=dg.EnvVar("PAYPAL_CLIENT_SECRET"),
+            )
+        }
+    )

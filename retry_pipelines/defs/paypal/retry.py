@@ -1,0 +1,147 @@
+"""Submit recorded PayPal payout batches (phase 2) and reconcile the ones PayPal accepted."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from retry_pipelines.defs.paypal.resources import PaypalResource
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.sensing import retry_sensor_result
+from retry_pipelines.domain.policy import PAYPAL_DEFAULT
+from retry_pipelines.engine import paypal as payouts
+from retry_pipelines.engine.pipeline import RunOptions
+from retry_pipelines.store import claims
+from retry_pipelines.store.queues import PAYOUTS
+
+
+class RetryPayoutsConfig(dg.Config):
+    """Launchpad settings of one run; policy fields left empty keep the PayPal defaults."""
+
+    batch_size: int = 20
+    max_in_flight: int = 4
+    time_budget_seconds: int = 480
+    max_retries: int | None = None
+    base_delay_seconds: float | None = None
+    max_delay_seconds: float | None = None
+    wait_out_short_pauses: bool = True
+
+    def policy(self):
+        changes = {}
+        if self.max_retries is not None:
+            changes["max_retries"] = self.max_retries
+        if self.base_delay_seconds is not None:
+            changes["base_delay"] = self.base_delay_seconds
+        if self.max_delay_seconds is not None:
+            changes["max_delay"] = self.max_delay_seconds
+        return PAYPAL_DEFAULT.with_overrides(**changes)
+
+
+@dg.op(description="Return expired payout leases to the queue (same ids are resent: safe).")
+def sweep_payout_leases(context: dg.OpExecutionContext, db: DatabaseResource) -> int:
+    result = claims.sweep_expired(db.engine, PAYOUTS, now=datetime.now(UTC))
+    context.add_output_metadata({"returned": result.count})
+    return result.count
+
+
+@dg.op(pool="paypal_api", description="Claim due payout batches and create them on PayPal.")
+def submit_due_batches(
+    context: dg.OpExecutionContext,
+    config: RetryPayoutsConfig,
+    db: DatabaseResource,
+    paypal: PaypalResource,
+    swept: int,
+) -> dict:
+    options = RunOptions(
+        batch_size=config.batch_size,
+        max_in_flight=config.max_in_flight,
+        deadline=timedelta(seconds=config.time_budget_seconds),
+        wait_while_paused=config.wait_out_short_pauses,
+        run_id=context.run_id,
+    )
+
+    async def run():
+        async with paypal.client() as client:
+            return await payouts.retry_payout_batches(db.engine, client, options, config.policy())
+
+    summary = asyncio.run(run())
+    for alert in summary.alerts:
+        context.log.error(alert)
+    metadata = summary.as_metadata()
+    context.add_output_metadata(
+        {
+            **{k: v for k, v in metadata.items() if not isinstance(v, dict | list)},
+            "errors_by_type": dg.MetadataValue.json(metadata["errors_by_type"]),
+        }
+    )
+    return metadata
+
+
+@dg.job(
+    tags={"retry_pipelines/gateway": "paypal"},
+    description="Submit recorded payout batches to PayPal (phase 2), retrying with the same ids.",
+)
+def retry_payout_batches():
+    submit_due_batches(sweep_payout_leases())
+
+
+@dg.op(description="Poll batches PayPal accepted; record batch and item outcomes.")
+def reconcile_submitted_batches(
+    context: dg.OpExecutionContext, db: DatabaseResource, paypal: PaypalResource
+) -> dict:
+    async def run():
+        async with paypal.client() as client:
+            return await payouts.reconcile(db.engine, client, now=datetime.now(UTC))
+
+    summary = asyncio.run(run())
+    for error in summary.errors:
+        context.log.warning(error)
+    context.add_output_metadata(
+        {
+            "polled": summary.polled,
+            "items_updated": summary.items_updated,
+            "finished": dg.MetadataValue.json(summary.finished),
+        }
+    )
+    return {"polled": summary.polled, "finished": summary.finished}
+
+
+@dg.job(description="Poll non-final payout batches and items on PayPal and record their status.")
+def reconcile_payout_batches():
+    reconcile_submitted_batches()
+
+
+retry_payout_batches_schedule = dg.ScheduleDefinition(
+    name="retry_payout_batches_schedule",
+    cron_schedule="*/10 * * * *",
+    execution_timezone="UTC",
+    job=retry_payout_batches,
+    description="Submit or retry due payout batches every 10 minutes.",
+)
+
+reconcile_payout_batches_schedule = dg.ScheduleDefinition(
+    name="reconcile_payout_batches_schedule",
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    job=reconcile_payout_batches,
+    description="Reconcile submitted payout batches every 15 minutes.",
+)
+
+
+@dg.sensor(
+    job=retry_payout_batches,
+    minimum_interval_seconds=60,
+    description="Launch retry_payout_batches when batches are due, unless PayPal is paused or a "
+    "run is already in flight.",
+)
+def retryable_payout_batches_sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
+    return retry_sensor_result(context, db.engine, PAYOUTS, retry_payout_batches.name)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        jobs=[retry_payout_batches, reconcile_payout_batches],
+        schedules=[retry_payout_batches_schedule, reconcile_payout_batches_schedule],
+        sensors=[retryable_payout_batches_sensor],
+    )
