@@ -42,6 +42,14 @@ def cmd_status(args) -> int:
             f"{redacted(engine)} is not migrated: run `retry-pipelines db upgrade`", file=sys.stderr
         )
         return 2
+    if getattr(args, "kind", None) == "payout":
+        from retry_pipelines.engine.payout_admin import batch_report
+
+        if args.batch_id is None:
+            print("usage: retry-pipelines status payout BATCH_ID", file=sys.stderr)
+            return 2
+        print(batch_report(engine, args.batch_id, now=datetime.now(UTC)).render())
+        return 0
     print(f"database: {redacted(engine)}")
     print(render(all_status(engine, now=datetime.now(UTC))))
     return 0
