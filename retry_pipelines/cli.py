@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.set_defaults(func=cmd_seed)
 
     sandbox = sub.add_parser(
-        "sandbox", help="serve the local FBR sandbox (see `retry-pipelines sandbox -- --help`)"
+        "sandbox", help="serve a local FBR or PayPal sandbox (`retry-pipelines sandbox -- --help`)"
     )
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     sandbox.set_defaults(func=cmd_sandbox)

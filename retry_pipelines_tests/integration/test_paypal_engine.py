@@ -1,0 +1,91 @@
+"""PayPal payouts through the engine against the sandbox over real HTTP, on both databases."""
+
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.paypal import create_body, load_items
+from retry_pipelines.store import tables
+from retry_pipelines_tests.support import openapi
+from retry_pipelines_tests.support.paypal import reconcile, running_paypal, submit
+
+ITEMS = [
+    PayoutItem("alice@example.com", "12.50", "USD", "inv-1"),
+    PayoutItem("fail@example.com", "7.25", "USD", "inv-2", note="March commission"),
+]
+
+
+def _batch(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(tables.payout_batches)).mappings().one()
+
+
+def _items(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(select(tables.payout_items).order_by(tables.payout_items.c.id))
+        return rows.mappings().all()
+
+
+def test_our_create_request_matches_paypals_openapi(engine):
+    openapi.load_or_skip()
+    recorded = record_batch(
+        engine, cycle_id="c1", items=ITEMS, now=datetime.now(UTC), email_subject="You have a payout"
+    )
+    body = create_body(_batch(engine), load_items(engine, recorded.id))
+    openapi.validate_request("post", "/v1/payments/payouts", body)
+    assert body["sender_batch_header"]["sender_batch_id"] == recorded.sender_batch_id
+
+
+def test_submit_then_reconcile_records_each_items_own_outcome(engine):
+    record_batch(engine, cycle_id="c1", items=ITEMS, now=datetime.now(UTC))
+    with running_paypal() as (server, sandbox):
+        summary = submit(engine, server.url)
+        assert summary.succeeded == 1
+        submitted = _batch(engine)
+        assert submitted["status"] == "submitted"
+        assert submitted["paypal_batch_id"]
+        for _ in range(100):
+            result = reconcile(engine, server.url, datetime.now(UTC))
+            if result.finished:
+                break
+            time.sleep(0.05)
+        stats = sandbox.stats()
+    batch = _batch(engine)
+    assert (batch["status"], batch["paypal_batch_status"]) == ("completed", "SUCCESS")
+    assert {i["sender_item_id"]: i["status"] for i in _items(engine)} == {
+        "inv-1": "SUCCESS",
+        "inv-2": "FAILED",
+    }
+    assert _items(engine)[1]["error_name"] == "RECEIVER_ACCOUNT_INVALID"
+    assert stats["batches_created"] == 1
+
+
+def test_lost_response_is_retried_with_the_same_ids_and_the_batch_adopted(engine):
+    recorded = record_batch(engine, cycle_id="c1", items=ITEMS, now=datetime.now(UTC))
+    # seed 1: the first create's response is lost after PayPal created the batch; then clean.
+    with running_paypal("response_lost=0.5", seed=1, hang_seconds=1.0) as (server, sandbox):
+        first = submit(engine, server.url, read_timeout=0.3)
+        after_first = _batch(engine)
+        time.sleep(0.1)
+        second = submit(engine, server.url, read_timeout=0.3)
+        stats = sandbox.stats()
+        created = [r for r in sandbox.requests() if r.get("outcome") == "created"]
+    assert (first.retry_scheduled, after_first["status"]) == (1, "pending")
+    assert second.succeeded == 1
+    batch = _batch(engine)
+    assert batch["status"] == "submitted"
+    assert batch["sender_batch_id"] == recorded.sender_batch_id
+    assert stats["batches_created"] == 1
+    assert stats["sender_batch_ids_created_more_than_once"] == 0
+    assert len(created) <= 1
+    with engine.connect() as conn:
+        attempts = (
+            conn.execute(
+                select(tables.payout_attempts.c.delivery).order_by(tables.payout_attempts.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert attempts == ["ambiguous", None]
