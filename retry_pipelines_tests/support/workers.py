@@ -109,3 +109,38 @@ def record_same_batch(db_url: str, barrier, out: str) -> None:
     except PayoutRejected as exc:
         Path(out).write_text(f"refused: {exc}")
     engine.dispose()
+
+
+def payouts_until_settled(db_url: str, url: str, seconds: float, barrier, out: str) -> None:
+    """Submit and reconcile payout batches until none is pending, processing or submitted."""
+    from sqlalchemy import func, select
+
+    from retry_pipelines.store import tables
+    from retry_pipelines_tests.support.paypal import reconcile, submit
+
+    engine = make_engine(db_url)
+    b = tables.payout_batches
+    open_batches = select(func.count()).where(
+        b.c.status.in_(("pending", "processing", "submitted"))
+    )
+    attempted = 0
+    barrier.wait()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        summary = submit(
+            engine,
+            url,
+            read_timeout=0.3,
+            batch_size=10,
+            max_in_flight=4,
+            wait_while_paused=True,
+            deadline=timedelta(seconds=20),
+        )
+        attempted += summary.attempted
+        reconcile(engine, url, datetime.now(UTC))
+        with engine.connect() as conn:
+            if conn.execute(open_batches).scalar_one() == 0:
+                break
+        time.sleep(0.05)
+    Path(out).write_text(str(attempted))
+    engine.dispose()

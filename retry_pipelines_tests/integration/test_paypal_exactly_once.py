@@ -1,0 +1,76 @@
+"""300 payout batches through two concurrent runs with 30% injected faults: PayPal creates each
+sender_batch_id once, and every batch ends final or dead with its attempt history."""
+
+import multiprocessing
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, select
+
+from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.store import tables
+from retry_pipelines.store.db import make_engine
+from retry_pipelines_tests.support.paypal import running_paypal
+from retry_pipelines_tests.support.workers import payouts_until_settled
+
+FAULTS_30 = "http_500=0.10,http_503=0.05,read_timeout=0.05,response_lost=0.10"
+
+
+def test_300_batches_two_runs_each_sender_batch_id_created_once(db_url, tmp_path):
+    engine = make_engine(db_url)
+    now = datetime.now(UTC)
+    for n in range(300):
+        items = [
+            PayoutItem(f"payee{n}-{i}@example.com", f"{5 + i}.00", "USD", f"b{n}-i{i}")
+            for i in range(2)
+        ]
+        record_batch(engine, cycle_id=f"cycle-{n // 50}", items=items, now=now)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    outs = [tmp_path / f"run-{i}" for i in range(2)]
+    with running_paypal(FAULTS_30, seed=4, hang_seconds=1.0, final_after=0.2) as (server, sandbox):
+        procs = [
+            ctx.Process(
+                target=payouts_until_settled, args=(db_url, server.url, 240, barrier, str(o))
+            )
+            for o in outs
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=300)
+        stats = sandbox.stats()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert min(int(o.read_text()) for o in outs) > 0, "both runs must take part"
+
+    assert stats["sender_batch_ids_created_more_than_once"] == 0
+    assert stats["by_fault"], "faults must have been injected"
+
+    b, a = tables.payout_batches, tables.payout_attempts
+    with engine.connect() as conn:
+        by_status = dict(conn.execute(select(b.c.status, func.count()).group_by(b.c.status)).all())
+        history = conn.execute(
+            select(
+                b.c.id,
+                b.c.attempt_count,
+                func.count(a.c.id),
+                func.max(a.c.attempt_number),
+                func.sum(case((a.c.outcome == "in_flight", 1), else_=0)),
+            )
+            .join(a, a.c.batch_id == b.c.id)
+            .group_by(b.c.id, b.c.attempt_count)
+        ).all()
+        paypal_ids = (
+            conn.execute(select(b.c.paypal_batch_id).where(b.c.paypal_batch_id.is_not(None)))
+            .scalars()
+            .all()
+        )
+    assert set(by_status) <= {"completed", "dead"}, by_status
+    assert sum(by_status.values()) == 300
+    assert len(history) == 300
+    for batch_id, attempt_count, rows, last, in_flight in history:
+        assert rows == attempt_count == last, f"batch {batch_id}: gaps in its attempt history"
+        assert not in_flight
+    assert len(paypal_ids) == len(set(paypal_ids)), "two local batches adopted one PayPal batch"
+    # A batch may die after a lost response PayPal did process; it then has no paypal_batch_id
+    # here, so PayPal can have created more batches than we recorded, never fewer.
+    assert by_status.get("completed", 0) == len(paypal_ids) <= stats["batches_created"]
