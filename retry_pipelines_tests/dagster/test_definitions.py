@@ -104,8 +104,9 @@ def test_release_job_through_the_dagster_cli_on_the_project_instance(
     assert claims.count_expired(sqlite_engine, INVOICES, now=datetime.now(UTC)) == 0
 
 
-def test_local_instance_limits_one_run_per_gateway_and_pools():
-    instance = dg.DagsterInstance.from_config(str(ROOT))
+def test_local_instance_limits_one_run_per_gateway_and_pools(tmp_path):
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")  # the instance writes beside it
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
     assert type(instance.run_storage).__name__ == "SqliteRunStorage"
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     config = instance.get_concurrency_config()
@@ -116,7 +117,7 @@ def test_local_instance_limits_one_run_per_gateway_and_pools():
 
 
 @pytest.mark.postgres
-def test_postgres_instance_file_stores_runs_in_postgres(fresh_pg_url, monkeypatch):
+def test_postgres_instance_file_stores_runs_in_postgres(fresh_pg_url, monkeypatch, tmp_path):
     from sqlalchemy.engine import make_url
 
     url = make_url(fresh_pg_url)
@@ -128,7 +129,8 @@ def test_postgres_instance_file_stores_runs_in_postgres(fresh_pg_url, monkeypatc
         "DAGSTER_PG_DB": url.database,
     }.items():
         monkeypatch.setenv(key, value)
-    instance = dg.DagsterInstance.from_config(str(ROOT / "deploy" / "postgres"))
+    shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     result = release_stuck_locks.execute_in_process(
         instance=instance,
