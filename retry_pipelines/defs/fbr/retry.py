@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from retry_pipelines.defs import run_summary
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_sensor_result
@@ -80,33 +81,7 @@ def submit_due_invoices(
         async with fbr.client(connections=config.max_in_flight) as client:
             return await retry_invoices(db.engine, client, options, config.policy())
 
-    summary = asyncio.run(run())
-    for alert in summary.alerts:
-        context.log.error(alert)
-    if summary.paused_until:
-        context.log.warning(f"gateway fbr paused until {summary.paused_until.isoformat()}")
-    metadata = summary.as_metadata()
-    context.add_output_metadata(
-        {
-            **{k: v for k, v in metadata.items() if not isinstance(v, dict | list)},
-            "errors_by_type": dg.MetadataValue.json(metadata["errors_by_type"]),
-            "summary": dg.MetadataValue.md(_summary_table(metadata)),
-        }
-    )
-    context.log.info(
-        f"claimed {summary.claimed}, submitted {summary.succeeded}, retry scheduled "
-        f"{summary.retry_scheduled}, dead-lettered {summary.dead}, held {summary.held}"
-    )
-    return metadata
-
-
-def _summary_table(metadata: dict) -> str:
-    rows = [
-        (k, v)
-        for k, v in metadata.items()
-        if isinstance(v, int | str) and v is not None and not isinstance(v, bool)
-    ]
-    return "| outcome | count |\n|---|---:|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return run_summary.report(context, asyncio.run(run()))
 
 
 @dg.job(

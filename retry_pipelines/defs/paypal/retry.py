@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from retry_pipelines.defs import run_summary
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_sensor_result
@@ -64,17 +65,7 @@ def submit_due_batches(
         async with paypal.client() as client:
             return await payouts.retry_payout_batches(db.engine, client, options, config.policy())
 
-    summary = asyncio.run(run())
-    for alert in summary.alerts:
-        context.log.error(alert)
-    metadata = summary.as_metadata()
-    context.add_output_metadata(
-        {
-            **{k: v for k, v in metadata.items() if not isinstance(v, dict | list)},
-            "errors_by_type": dg.MetadataValue.json(metadata["errors_by_type"]),
-        }
-    )
-    return metadata
+    return run_summary.report(context, asyncio.run(run()))
 
 
 @dg.job(
