@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
-from retry_pipelines.gateways.http import parse_retry_after, snippet
+from retry_pipelines.gateways.http import header, parse_retry_after, snippet, text
 
 AUTH_CODES = frozenset({"0401", "0402"})
 """NTN/CNIC malformed, or no authorised token for that seller: data or configuration."""
@@ -77,7 +76,7 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes, *, is_post: 
             Delivery.NOT_DELIVERED,
             fault[0] or code,
             http_status=status,
-            retry_after=parse_retry_after(_header(headers, "retry-after")),
+            retry_after=parse_retry_after(header(headers, "retry-after")),
         )
     if status == 503:
         return Failure(
@@ -86,7 +85,7 @@ def _classify(status: int, headers: Mapping[str, str], body: bytes, *, is_post: 
             Delivery.NOT_DELIVERED,
             code,
             http_status=status,
-            retry_after=parse_retry_after(_header(headers, "retry-after")),
+            retry_after=parse_retry_after(header(headers, "retry-after")),
         )
     if status >= 500:
         return Failure(
@@ -125,22 +124,22 @@ def _classify_body(body: bytes, status: int, *, is_post: bool) -> Accepted | Fai
     if not isinstance(response, dict):
         return unknown(f"HTTP {status} without a validationResponse", "BAD_SHAPE")
 
-    number = _text(data.get("invoiceNumber"))
-    header_code = _text(response.get("statusCode"))
+    number = text(data.get("invoiceNumber"))
+    header_code = text(response.get("statusCode"))
     items = response.get("invoiceStatuses")
     items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-    failed = [i for i in items if _text(i.get("statusCode")) != "00"]
+    failed = [i for i in items if text(i.get("statusCode")) != "00"]
 
     if number and header_code != "00":
         return unknown(
             f"FBR issued {number} yet answered statusCode {header_code!r} "
-            f"({_text(response.get('errorCode'))}: {_text(response.get('error'))}); "
+            f"({text(response.get('errorCode'))}: {text(response.get('error'))}); "
             "reconcile before re-posting",
             "NUMBER_WITH_REJECTION",
         )
     if header_code == "01" or (header_code != "00" and not number):
-        error_code = _text(response.get("errorCode")) or _text(header_code) or "UNKNOWN"
-        message = _text(response.get("error")) or _text(response.get("status")) or "rejected"
+        error_code = text(response.get("errorCode")) or text(header_code) or "UNKNOWN"
+        message = text(response.get("error")) or text(response.get("status")) or "rejected"
         error_type = ErrorType.PERMANENT if error_code in AUTH_CODES else ErrorType.VALIDATION
         if header_code != "01":
             return unknown(f"unrecognised statusCode {header_code!r}: {message}", "BAD_SHAPE")
@@ -148,7 +147,7 @@ def _classify_body(body: bytes, status: int, *, is_post: bool) -> Accepted | Fai
     if failed:
         first = failed[0]
         message = "; ".join(
-            f"item {_text(i.get('itemSNo')) or '?'}: {_text(i.get('error')) or 'invalid'}"
+            f"item {text(i.get('itemSNo')) or '?'}: {text(i.get('error')) or 'invalid'}"
             for i in failed[:5]
         )
         if number:
@@ -156,15 +155,15 @@ def _classify_body(body: bytes, status: int, *, is_post: bool) -> Accepted | Fai
                 f"FBR issued {number} yet rejected items ({message}); reconcile before re-posting",
                 "NUMBER_WITH_ITEM_ERRORS",
             )
-        error_code = _text(first.get("errorCode")) or "ITEM_INVALID"
+        error_code = text(first.get("errorCode")) or "ITEM_INVALID"
         error_type = ErrorType.PERMANENT if error_code in AUTH_CODES else ErrorType.VALIDATION
         return Failure(error_type, message, Delivery.NOT_DELIVERED, error_code, http_status=status)
     if not is_post:
-        return Accepted("", _text(data.get("dated")) or None, ())
+        return Accepted("", text(data.get("dated")) or None, ())
     if not number:
         return unknown("statusCode 00 but no invoiceNumber", "NO_NUMBER")
-    item_numbers = tuple(n for n in (_text(i.get("invoiceNo")) for i in items) if n)
-    return Accepted(number, _text(data.get("dated")) or None, item_numbers)
+    item_numbers = tuple(n for n in (text(i.get("invoiceNo")) for i in items) if n)
+    return Accepted(number, text(data.get("dated")) or None, item_numbers)
 
 
 def _wso2_fault(body: bytes) -> tuple[str | None, str | None]:
@@ -174,17 +173,4 @@ def _wso2_fault(body: bytes) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(fault, dict):
         return None, None
-    return _text(fault.get("code")) or None, _text(fault.get("message")) or None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _text(value: Any) -> str:
-    if value is None or isinstance(value, dict | list):
-        return ""
-    return str(value).strip()[:500]
+    return text(fault.get("code")) or None, text(fault.get("message")) or None

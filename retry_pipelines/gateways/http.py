@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -59,3 +61,18 @@ def transport_failure(exc: Exception, *, side_effects: bool) -> Failure:
 def snippet(body: bytes, limit: int = 300) -> str:
     text = body[:limit].decode("utf-8", errors="replace").strip()
     return " ".join(text.split()) + ("…" if len(body) > limit else "")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value by case-insensitive name."""
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def text(value: Any, limit: int = 500) -> str:
+    """A scalar JSON field as bounded, stripped text; containers and null read as empty."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value).strip()[:limit]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
-from retry_pipelines.gateways.http import parse_retry_after, snippet
+from retry_pipelines.gateways.http import header, parse_retry_after, snippet, text
 
 DUPLICATE_ISSUE = "batch with given sender_batch_id already exists"
 VALIDATION_NAMES = frozenset({"INVALID_REQUEST", "VALIDATION_ERROR", "NON_HOLDING_CURRENCY"})
@@ -54,8 +54,10 @@ def classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Cre
 def _classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Created | Failure:
     data = _json(body)
     if 200 <= status < 300:
-        header = data.get("batch_header") if isinstance(data, dict) else None
-        batch_id = _text(header.get("payout_batch_id")) if isinstance(header, dict) else ""
+        batch_header = data.get("batch_header") if isinstance(data, dict) else None
+        batch_id = (
+            text(batch_header.get("payout_batch_id")) if isinstance(batch_header, dict) else ""
+        )
         if not batch_id:
             return Failure(
                 ErrorType.UNKNOWN,
@@ -64,10 +66,10 @@ def _classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Cr
                 "BAD_SHAPE",
                 http_status=status,
             )
-        return Created(batch_id, _text(header.get("batch_status")) or None)
+        return Created(batch_id, text(batch_header.get("batch_status")) or None)
 
-    name = _text(data.get("name")) if isinstance(data, dict) else ""
-    message = (_text(data.get("message")) if isinstance(data, dict) else "") or snippet(body)
+    name = text(data.get("name")) if isinstance(data, dict) else ""
+    message = (text(data.get("message")) if isinstance(data, dict) else "") or snippet(body)
     code = name or f"HTTP_{status}"
     summary = f"{name or f'HTTP {status}'}: {message or 'no message'}"
 
@@ -93,7 +95,7 @@ def _classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Cr
     if status == 401:
         return failure(ErrorType.TOKEN_EXPIRED, Delivery.NOT_DELIVERED)
     if status == 429:
-        retry_after = parse_retry_after(_header(headers, "retry-after"))
+        retry_after = parse_retry_after(header(headers, "retry-after"))
         return failure(ErrorType.RATE_LIMIT, Delivery.NOT_DELIVERED, retry_after=retry_after)
     if status == 503:
         return failure(ErrorType.TRANSIENT, Delivery.NOT_DELIVERED)
@@ -112,12 +114,12 @@ def _duplicate_batch(data: Any) -> tuple[bool, str | None]:
     for detail in details if isinstance(details, list) else []:
         if not isinstance(detail, dict):
             continue
-        if DUPLICATE_ISSUE not in _text(detail.get("issue")).lower():
+        if DUPLICATE_ISSUE not in text(detail.get("issue")).lower():
             continue
         for key in ("link", "links"):
             links = detail.get(key)
             for link in links if isinstance(links, list) else []:
-                href = _text(link.get("href")) if isinstance(link, dict) else ""
+                href = text(link.get("href")) if isinstance(link, dict) else ""
                 batch_id = href.rstrip("/").rsplit("/", 1)[-1] if "/payouts/" in href else ""
                 if batch_id:
                     return True, batch_id
@@ -130,16 +132,3 @@ def _json(body: bytes) -> Any:
         return json.loads(body) if body.strip() else None
     except (ValueError, RecursionError):
         return None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _text(value: Any) -> str:
-    if value is None or isinstance(value, dict | list):
-        return ""
-    return str(value).strip()[:500]
