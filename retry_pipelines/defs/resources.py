@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine, redacted
+from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -29,9 +29,6 @@ class DatabaseResource(dg.ConfigurableResource):
         if self._engine is None:
             self._engine = make_engine(self.url)
         return self._engine
-
-    def describe(self) -> str:
-        return redacted(self.engine)
 
 
 @dg.definitions

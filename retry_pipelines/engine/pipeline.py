@@ -87,7 +87,6 @@ class RunSummary:
     released: int = 0
     lease_lost: int = 0
     by_error_type: Counter = field(default_factory=Counter)
-    by_error_code: Counter = field(default_factory=Counter)
     paused_until: datetime | None = None
     pause_reason: str | None = None
     alerts: list[str] = field(default_factory=list)
@@ -207,7 +206,6 @@ async def run_pipeline(
             return
         failure = result.failure
         summary.by_error_type[failure.error_type.value] += 1
-        summary.by_error_code[failure.error_code or "-"] += 1
         decision = policy.decide(
             failure,
             attempts_counted=row["counted_attempts"],

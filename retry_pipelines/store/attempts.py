@@ -199,25 +199,18 @@ def record_many(
     return [attempt.item_id in held for attempt, _, _ in values]
 
 
-def record_in(conn: Connection, queue: WorkQueue, attempt: StartedAttempt, **kwargs) -> bool:
-    """In ``conn``'s transaction: close ``attempt`` and move its item to ``new_status`` if
-    ``kwargs["owner"]`` still holds it. Returns whether the item moved."""
-    owner = kwargs.pop("owner")
-    [moved] = record_many(conn, queue, [(attempt, kwargs)], owner=owner)
-    return moved
-
-
 def record_outcome(engine: Engine, queue: WorkQueue, attempt: StartedAttempt, **kwargs) -> None:
-    """Close ``attempt`` and move its item, in one transaction (see ``record_in``).
+    """Close ``attempt`` and move its item, in one transaction (see ``record_many``).
 
     Raises ``LeaseLost`` after commit when the item was no longer held: the attempt is recorded,
     the item's status is left as the sweep set it.
     """
+    owner = kwargs.pop("owner")
     with engine.begin() as conn:
-        moved = record_in(conn, queue, attempt, **kwargs)
+        [moved] = record_many(conn, queue, [(attempt, kwargs)], owner=owner)
     if not moved:
         raise LeaseLost(
             f"{queue.name} item {attempt.item_id}: attempt {attempt.attempt_number} recorded, "
-            f"but {kwargs['owner']} no longer holds the item, so its status was left as the "
+            f"but {owner} no longer holds the item, so its status was left as the "
             "sweep set it"
         )

@@ -29,26 +29,16 @@ def _upsert(engine: Engine, gateway: str, values: dict, update: dict) -> None:
 def pause(engine: Engine, gateway: str, *, until: datetime, reason: str, now: datetime) -> None:
     """Pause ``gateway`` until ``until``; a later pause already in place is kept."""
     reason = scrub(reason) or ""
-    stmt_values = {"paused_until": until, "pause_reason": reason, "updated_at": now}
-    excluded = (
-        postgresql.insert(gateway_state).excluded
-        if engine.dialect.name == "postgresql"
-        else sqlite.insert(gateway_state).excluded
-    )
-    later = (gateway_state.c.paused_until.is_(None)) | (gateway_state.c.paused_until < until)
-
+    t = gateway_state
+    later = t.c.paused_until.is_(None) | (t.c.paused_until < until)
     _upsert(
         engine,
         gateway,
-        stmt_values,
+        {"paused_until": until, "pause_reason": reason, "updated_at": now},
         {
-            "paused_until": case(
-                (later, excluded.paused_until), else_=gateway_state.c.paused_until
-            ),
-            "pause_reason": case(
-                (later, excluded.pause_reason), else_=gateway_state.c.pause_reason
-            ),
-            "updated_at": excluded.updated_at,
+            "paused_until": case((later, until), else_=t.c.paused_until),
+            "pause_reason": case((later, reason), else_=t.c.pause_reason),
+            "updated_at": now,
         },
     )
 
