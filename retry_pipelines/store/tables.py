@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -248,4 +249,49 @@ admin_audit = Table(
     Column("run_id", String(64)),
     Column("details", JSON),
     Index("ix_admin_audit_entity", "entity_type", "entity_id"),
+)
+
+
+# Reports (migration 0002). Each daily report's rows for a day are replaced as a whole (delete and
+# insert in one transaction) together with its ``report_days`` row, so a re-materialization or a
+# backfill never duplicates a day, and ``report_days`` says which reports exist for which days.
+
+report_days = Table(
+    "report_days",
+    metadata,
+    Column("report", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("run_id", String(64)),
+    Column("row_count", Integer, nullable=False),
+)
+
+retry_metrics_daily = Table(
+    "retry_metrics_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("gateway", String(16), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("successes", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("in_flight", Integer, nullable=False),
+    Column("success_rate", Float),
+    Column("avg_attempts_to_success", Float),
+    Column("dead_lettered", Integer, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("latency_p50_ms", Float),
+    Column("latency_p95_ms", Float),
+)
+
+error_distribution_daily = Table(
+    "error_distribution_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("gateway", String(16), primary_key=True),
+    Column("error_type", String(16), primary_key=True),
+    Column("error_code", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("share", Float, nullable=False),
+    Column("top_message", Text),
+    Column("top_message_count", Integer, nullable=False),
 )
