@@ -67,6 +67,10 @@ class RetryPolicy:
     """Seconds after the item was created beyond which it is no longer retried automatically."""
     hold_ambiguous: bool = False
     """Hold an ambiguous failure for reconciliation instead of retrying it."""
+    hold_exhausted_ambiguous: bool = False
+    """When the policy gives up on an item (not retryable, budget or age exhausted) and one of its
+    attempts may have been processed, hold it for reconciliation instead of dead-lettering it
+    (PayPal: the batch may exist)."""
     token_pause: float = 900.0
     """How long the whole gateway pauses when its credentials fail even after a reload."""
     overrides: Mapping[ErrorType, ErrorRule] = field(default_factory=dict, hash=False)
@@ -151,11 +155,13 @@ class RetryPolicy:
         created_at: datetime,
         now: datetime,
         u: float,
+        earlier_ambiguous: bool = False,
     ) -> Decision:
         """Decide the next step after ``failure``.
 
         ``attempts_counted`` is how many attempts had already spent the item's budget before this
         one. Gateway-level failures (rate limit, expired token) do not spend it.
+        ``earlier_ambiguous``: an earlier attempt of the item may have been processed.
         """
         if failure.ambiguous and self.hold_ambiguous:
             return Decision(
@@ -166,23 +172,23 @@ class RetryPolicy:
         retryable, max_retries, _, _ = self._rule(failure.error_type)
         counts = not failure.gateway_level
         spent = attempts_counted + (1 if counts else 0)
+        give_up = None
         if not retryable:
+            give_up = "not retryable"
+        elif counts and spent > max_retries:
+            give_up = f"retries exhausted after {spent} attempts"
+        elif self.max_age is not None and now - created_at > timedelta(seconds=self.max_age):
+            give_up = f"older than the {self.max_age:.0f} s retry window"
+        if give_up is not None:
+            if self.hold_exhausted_ambiguous and (failure.ambiguous or earlier_ambiguous):
+                return Decision(
+                    Outcome.HOLD,
+                    f"{give_up}, but an attempt may have been processed "
+                    f"({failure.summary()}); reconcile before giving up",
+                    counts_against_budget=counts,
+                )
             return Decision(
-                Outcome.DEAD,
-                f"not retryable: {failure.summary()}",
-                counts_against_budget=counts,
-            )
-        if counts and spent > max_retries:
-            return Decision(
-                Outcome.DEAD,
-                f"retries exhausted after {spent} attempts: {failure.summary()}",
-                counts_against_budget=True,
-            )
-        if self.max_age is not None and now - created_at > timedelta(seconds=self.max_age):
-            return Decision(
-                Outcome.DEAD,
-                f"older than the {self.max_age:.0f} s retry window: {failure.summary()}",
-                counts_against_budget=counts,
+                Outcome.DEAD, f"{give_up}: {failure.summary()}", counts_against_budget=counts
             )
         delay = self.backoff(max(spent, 1), u, failure.error_type)
         if failure.retry_after is not None:
@@ -204,8 +210,15 @@ class RetryPolicy:
         )
 
 
-PAYPAL_DEFAULT = RetryPolicy(max_retries=3, base_delay=5.0, max_delay=300.0, max_age=30 * 86400)
-"""PayPal: 3 retries, 5 s base, 5 min cap; ``sender_batch_id`` dedupe lasts 30 days."""
+PAYPAL_DEFAULT = RetryPolicy(
+    max_retries=3,
+    base_delay=5.0,
+    max_delay=300.0,
+    max_age=30 * 86400,
+    hold_exhausted_ambiguous=True,
+)
+"""PayPal: 3 retries, 5 s base, 5 min cap; ``sender_batch_id`` dedupe lasts 30 days. A batch whose
+retries run out after an attempt PayPal may have processed is held, never dead-lettered."""
 
 FBR_DEFAULT = RetryPolicy(
     max_retries=5,

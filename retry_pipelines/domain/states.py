@@ -36,6 +36,10 @@ class BatchStatus(StrEnum):
     DENIED = "denied"
     CANCELED = "canceled"
     DEAD = "dead"
+    NEEDS_RECONCILIATION = "needs_reconciliation"
+    """Retries ran out after an attempt PayPal may have processed: the batch may exist on PayPal,
+    so it is held, never dead-lettered. A manual retry adopts it (the same ``sender_batch_id`` is
+    refused as a duplicate that links to the original, for 30 days) or an operator cancels it."""
 
 
 class ItemStatus(StrEnum):
@@ -132,13 +136,21 @@ BATCH = StateMachine.build(
     BatchStatus,
     automatic={
         _B.PENDING: {_B.PROCESSING, _B.DEAD},
-        _B.PROCESSING: {_B.PENDING, _B.SUBMITTED, _B.COMPLETED, _B.DENIED, _B.DEAD},
+        _B.PROCESSING: {
+            _B.PENDING,
+            _B.SUBMITTED,
+            _B.COMPLETED,
+            _B.DENIED,
+            _B.DEAD,
+            _B.NEEDS_RECONCILIATION,
+        },
         _B.SUBMITTED: {_B.COMPLETED, _B.DENIED, _B.CANCELED},
     },
     admin={
         _B.DEAD: {_B.PENDING, _B.CANCELED},
         _B.PENDING: {_B.CANCELED, _B.DEAD},
         _B.SUBMITTED: {_B.COMPLETED, _B.CANCELED},
+        _B.NEEDS_RECONCILIATION: {_B.PENDING, _B.CANCELED},
     },
 )
 

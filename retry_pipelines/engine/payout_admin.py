@@ -69,7 +69,9 @@ async def manual_retry(
     """Retry one batch now, whatever its schedule, under its cycle's processing lock.
 
     A second manual retry while the first holds the lock is refused with the holder and expiry.
-    The cooldown, the attempt budget (of ``policy``) and the 30-day window still apply.
+    The cooldown, the attempt budget (of ``policy``) and the 30-day window still apply. A dead or
+    held (``needs_reconciliation``) batch gets a fresh budget; resending a held one is safe: PayPal
+    answers a ``sender_batch_id`` it already has with a link to that batch, which is adopted.
     """
     with engine.connect() as conn:
         row = _batch(conn, batch_id)
@@ -82,11 +84,12 @@ async def manual_retry(
         raise AdminError(f"refused: {exc}") from None
     try:
         status = row["status"]
-        if status == BatchStatus.DEAD:
+        fresh = status in (BatchStatus.DEAD, BatchStatus.NEEDS_RECONCILIATION)
+        if fresh:
             BATCH.require(status, BatchStatus.PENDING, admin=True)
         snapshot = ItemSnapshot(
-            status=BatchStatus.PENDING if status == BatchStatus.DEAD else status,
-            counted_attempts=0 if status == BatchStatus.DEAD else row["counted_attempts"],
+            status=BatchStatus.PENDING if fresh else status,
+            counted_attempts=0 if fresh else row["counted_attempts"],
             created_at=row["created_at"],
             next_attempt_at=row["next_attempt_at"],
             last_attempt_at=row["last_attempt_at"],

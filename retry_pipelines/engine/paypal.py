@@ -3,6 +3,8 @@
 Submitting reuses the retry pipeline with PayPal's submit step and policy: an ambiguous create
 (timeout, 500, lost connection) is simply retried with the batch's fixed ``sender_batch_id`` and
 ``PayPal-Request-Id``; PayPal's "already exists" answer adopts the batch an earlier attempt made.
+When the policy gives up on a batch after such an ambiguous attempt, the batch may exist on PayPal:
+it is held as ``needs_reconciliation`` (a manual retry adopts it), never dead-lettered.
 Reconciliation polls batches PayPal accepted until PayPal reports a final status, and records
 each item's own outcome (a batch can succeed while an item fails).
 """
@@ -17,13 +19,14 @@ from typing import Any
 
 from sqlalchemy import Engine, RowMapping, select, update
 
+from retry_pipelines.domain.errors import Delivery
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
 from retry_pipelines.domain.states import BATCH, ITEM
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, run_pipeline
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.gateways.paypal_parse import Created
 from retry_pipelines.store.queues import PAYOUTS
-from retry_pipelines.store.tables import payout_batches, payout_items
+from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +64,21 @@ def create_body(batch: RowMapping, items: list[RowMapping]) -> dict[str, Any]:
     return {"sender_batch_header": header, "items": body_items}
 
 
+def _items_and_history(engine: Engine, batch_id: int) -> tuple[list[RowMapping], bool]:
+    """The batch's items, and whether an earlier attempt may have created it on PayPal."""
+    a = payout_attempts
+    with engine.connect() as conn:
+        ambiguous = conn.execute(
+            select(a.c.id)
+            .where(a.c.batch_id == batch_id, a.c.delivery == Delivery.AMBIGUOUS.value)
+            .limit(1)
+        ).first()
+    return load_items(engine, batch_id), ambiguous is not None
+
+
 def submitter(engine: Engine, client: PaypalClient):
     async def submit(row: RowMapping) -> Submission:
-        items = await asyncio.to_thread(load_items, engine, row["id"])
+        items, earlier = await asyncio.to_thread(_items_and_history, engine, row["id"])
         result = await client.create_payout(create_body(row, items), request_id=row["request_id"])
         if isinstance(result.outcome, Created):
             fields = {
@@ -71,7 +86,9 @@ def submitter(engine: Engine, client: PaypalClient):
                 "paypal_batch_status": result.outcome.batch_status,
             }
             return Submission(None, result.http_status, result.latency_ms, fields)
-        return Submission(result.outcome, result.http_status, result.latency_ms)
+        return Submission(
+            result.outcome, result.http_status, result.latency_ms, earlier_ambiguous=earlier
+        )
 
     return submit
 

@@ -48,6 +48,8 @@ class Submission:
     latency_ms: float | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     """Columns to set on success (e.g. the FBR invoice number)."""
+    earlier_ambiguous: bool = False
+    """An earlier attempt of the item may have been processed (see ``RetryPolicy.decide``)."""
 
 
 Submit = Callable[[RowMapping], Awaitable[Submission]]
@@ -212,11 +214,12 @@ async def run_pipeline(
             created_at=row["created_at"],
             now=now,
             u=rng(),
+            earlier_ambiguous=result.earlier_ambiguous,
         )
         new_status = {
             Outcome.RETRY: queue.ready,
             Outcome.DEAD: "dead",
-            Outcome.HOLD: queue.interrupted_status,
+            Outcome.HOLD: queue.held_status,
         }[decision.outcome]
         await record_outcome(
             attempt,

@@ -27,6 +27,9 @@ class WorkQueue:
     lease: timedelta
     interrupted_status: str
     """Where a swept item goes when its worker died with a request in flight."""
+    held_status: str
+    """Where the retry policy's HOLD puts an item: it may have been delivered; an operator or
+    reconciliation settles it."""
     work_columns: tuple[str, ...] = ()
     """What a worker needs of a claimed item beyond the claim bookkeeping."""
     ready: str = "pending"
@@ -51,6 +54,7 @@ INVOICES = WorkQueue(
     lease=timedelta(minutes=5),
     # FBR has no idempotency key: a post that may have gone out is held for an operator.
     interrupted_status=InvoiceStatus.NEEDS_RECONCILIATION,
+    held_status=InvoiceStatus.NEEDS_RECONCILIATION,
     work_columns=("reference", "seller_ntn", "payload"),
 )
 
@@ -63,6 +67,8 @@ PAYOUTS = WorkQueue(
     lease=timedelta(minutes=10),
     # PayPal dedupes on sender_batch_id: resubmitting with the same ids is safe.
     interrupted_status=BatchStatus.PENDING,
+    # Retries exhausted after an attempt PayPal may have processed: held, never dead.
+    held_status=BatchStatus.NEEDS_RECONCILIATION,
     work_columns=(
         "cycle_id",
         "sender_batch_id",

@@ -89,3 +89,39 @@ def test_lost_response_is_retried_with_the_same_ids_and_the_batch_adopted(engine
             .all()
         )
     assert attempts == ["ambiguous", None]
+
+
+def test_retries_run_out_after_a_lost_response_hold_the_batch_and_a_manual_retry_adopts_it(engine):
+    import asyncio
+
+    from retry_pipelines.engine.admin import Actor
+    from retry_pipelines.engine.payout_admin import manual_retry
+    from retry_pipelines_tests.support.paypal import FAST, make_client
+
+    once = FAST.with_overrides(max_retries=0)
+    record_batch(engine, cycle_id="c1", items=ITEMS, now=datetime.now(UTC))
+    # seed 1: the first create's response is lost after PayPal created the batch; then clean.
+    with running_paypal("response_lost=0.5", seed=1, hang_seconds=1.0) as (server, sandbox):
+        first = submit(engine, server.url, policy=once, read_timeout=0.3)
+        held = _batch(engine)
+        time.sleep(0.1)  # the policy's 0.05 s cooldown
+
+        async def retry():
+            async with make_client(server.url, read_timeout=0.3) as client:
+                actor = Actor("finance-sara", "PayPal shows the batch", run_id="run-9")
+                return await manual_retry(
+                    engine, client, actor, batch_id=held["id"], now=datetime.now(UTC), policy=once
+                )
+
+        second = asyncio.run(retry())
+        created = [r for r in sandbox.requests() if r.get("outcome") == "created"]
+        stats = sandbox.stats()
+    assert (first.held, first.dead) == (1, 0)
+    assert held["status"] == "needs_reconciliation"
+    assert "may have been processed" in held["status_reason"]
+    assert second.succeeded == 1
+    batch = _batch(engine)
+    assert batch["status"] == "submitted"
+    [original] = created
+    assert batch["paypal_batch_id"] == original["payout_batch_id"]
+    assert stats["batches_created"] == 1

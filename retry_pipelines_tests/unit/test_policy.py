@@ -289,3 +289,52 @@ def test_decide_never_retries_too_soon_nor_what_must_not_be_retried(
     if failure.gateway_level:
         assert not decision.counts_against_budget or decision.outcome is Outcome.HOLD
         assert "exhausted" not in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("last_ambiguous", "earlier_ambiguous", "attempts", "created_at", "outcome"),
+    [
+        # retries exhausted (3 + 1 = 4 > 3)
+        (True, False, 3, YOUNG, Outcome.HOLD),  # this attempt may have created the batch
+        (False, True, 3, YOUNG, Outcome.HOLD),  # an earlier one may have
+        (False, False, 3, YOUNG, Outcome.DEAD),  # certainly never created: dead
+        # past the 30-day window (PayPal's dedupe is gone: resending is no longer safe)
+        (True, False, 0, NOW - timedelta(days=31), Outcome.HOLD),
+        (False, False, 0, NOW - timedelta(days=31), Outcome.DEAD),
+        # budget left: an ambiguous attempt is simply retried with the same ids
+        (True, True, 1, YOUNG, Outcome.RETRY),
+    ],
+)
+def test_paypal_holds_a_batch_that_ran_out_after_an_ambiguous_attempt(
+    last_ambiguous, earlier_ambiguous, attempts, created_at, outcome
+):
+    delivery = AMBIGUOUS if last_ambiguous else Delivery.NOT_DELIVERED
+    failure = Failure(NET, "boom", delivery)
+    decision = PAYPAL_DEFAULT.decide(
+        failure,
+        attempts_counted=attempts,
+        created_at=created_at,
+        now=NOW,
+        u=0.0,
+        earlier_ambiguous=earlier_ambiguous,
+    )
+    assert decision.outcome is outcome
+    if outcome is Outcome.HOLD:
+        assert decision.next_attempt_at is None
+        assert "but an attempt may have been processed (NETWORK: boom)" in decision.reason
+
+
+def test_hold_of_exhausted_ambiguous_is_paypals_alone():
+    # FBR holds an ambiguous post at once; with that switched off, exhaustion dead-letters.
+    assert not FBR_DEFAULT.hold_exhausted_ambiguous
+    policy = FBR_DEFAULT.with_overrides(hold_ambiguous=False)
+    failure = Failure(NET, "boom", AMBIGUOUS)
+    decision = policy.decide(failure, attempts_counted=5, created_at=YOUNG, now=NOW, u=0.0)
+    assert decision.outcome is Outcome.DEAD
+    # PayPal refusing a later attempt does not prove the earlier one created nothing: held.
+    refused = Failure(ErrorType.PERMANENT, "INSUFFICIENT_FUNDS")
+    for earlier, outcome in ((True, Outcome.HOLD), (False, Outcome.DEAD)):
+        decision = PAYPAL_DEFAULT.decide(
+            refused, attempts_counted=1, created_at=YOUNG, now=NOW, u=0.0, earlier_ambiguous=earlier
+        )
+        assert decision.outcome is outcome

@@ -24,7 +24,7 @@ MACHINES = [INVOICE, BATCH, ITEM]
     ("machine", "terminal"),
     [
         (INVOICE, {"submitted", "dead", "needs_reconciliation", "abandoned"}),
-        (BATCH, {"completed", "denied", "canceled", "dead"}),
+        (BATCH, {"completed", "denied", "canceled", "dead", "needs_reconciliation"}),
         (ITEM, {"FAILED", "RETURNED", "BLOCKED", "REFUNDED", "REVERSED"}),
     ],
 )
@@ -61,6 +61,12 @@ def test_final_item_statuses_are_terminal_plus_success():
         (BATCH, "pending", "dead", False, True),
         (BATCH, "pending", "dead", True, True),
         (BATCH, "completed", "pending", True, False),
+        # A batch PayPal may have created is held, never dead; only an operator moves it on.
+        (BATCH, "processing", "needs_reconciliation", False, True),
+        (BATCH, "needs_reconciliation", "pending", False, False),
+        (BATCH, "needs_reconciliation", "pending", True, True),
+        (BATCH, "needs_reconciliation", "canceled", True, True),
+        (BATCH, "needs_reconciliation", "dead", True, False),
         (ITEM, "queued", "SUCCESS", False, True),
         (ITEM, "FAILED", "SUCCESS", True, False),
     ],
@@ -102,7 +108,8 @@ def test_can(machine, src, dst, admin, allowed):
             "canceled",
             False,
             "payout batch: processing -> canceled is not an automatic transition; "
-            "from processing allowed: completed, dead, denied, pending, submitted",
+            "from processing allowed: completed, dead, denied, needs_reconciliation, pending, "
+            "submitted",
         ),
         (
             BATCH,
