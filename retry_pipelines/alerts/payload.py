@@ -1,0 +1,83 @@
+"""The alert a webhook receives: a small JSON object, every text in it scrubbed of secrets.
+
+``{"id", "kind", "subject", "summary", "details", "occurred_at"}``: ``id`` is stable for one
+alert (a receiver can drop a repeated delivery by it), ``kind`` is ``run_failure`` or
+``asset_check_failure``, ``details`` is a JSON object whose fields depend on the kind, and
+``occurred_at`` is an ISO 8601 UTC time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from retry_pipelines.domain.scrub import REDACTED, scrub
+
+RUN_FAILURE = "run_failure"
+ASSET_CHECK_FAILURE = "asset_check_failure"
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@")
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    kind: str
+    subject: str
+    summary: str
+    occurred_at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def scrub_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without known secrets, credential shapes or passwords in URLs (bounded)."""
+    cleaned = scrub(text, secrets) or ""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", cleaned)
+
+
+def _scrubbed(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, secrets)
+    if isinstance(value, Mapping):
+        return {scrub_text(str(k), secrets): _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrubbed(v, secrets) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub_text(str(value), secrets)
+
+
+def to_payload(alert: Alert, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
+    """The JSON object sent for ``alert``; every string in it (keys too) is scrubbed."""
+    known = tuple(secrets)
+    occurred = alert.occurred_at
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    return _scrubbed(
+        {
+            "id": alert.id,
+            "kind": alert.kind,
+            "subject": alert.subject,
+            "summary": alert.summary,
+            "details": dict(alert.details),
+            "occurred_at": occurred.astimezone(UTC).isoformat(),
+        },
+        known,
+    )
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent: compact UTF-8 JSON with sorted keys."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+SECRET_ENV_VARS = ("FBR_API_TOKEN", "PAYPAL_CLIENT_SECRET", "RETRY_PIPELINES_ALERT_WEBHOOK_SECRET")
+"""Environment variables whose values must never appear in an alert, whatever echoes them."""
+
+
+def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
+    return [environ[name] for name in SECRET_ENV_VARS if environ.get(name)]
