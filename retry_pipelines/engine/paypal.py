@@ -6,7 +6,8 @@ Submitting reuses the retry pipeline with PayPal's submit step and policy: an am
 When the policy gives up on a batch after such an ambiguous attempt, the batch may exist on PayPal:
 it is held as ``needs_reconciliation`` (a manual retry adopts it), never dead-lettered.
 Reconciliation polls batches PayPal accepted until PayPal reports a final status, and records
-each item's own outcome (a batch can succeed while an item fails).
+each item's own outcome (a batch can succeed while an item fails); items still UNCLAIMED, PENDING or
+ONHOLD after that are polled one by one until they are final or the polling window has passed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, select, update
+from sqlalchemy import Engine, RowMapping, func, select, update
 
 from retry_pipelines.domain.errors import Delivery
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
-from retry_pipelines.domain.states import BATCH, ITEM
+from retry_pipelines.domain.states import BATCH, FINAL_ITEM_STATUSES, ITEM, ItemStatus
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, run_pipeline
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.gateways.paypal_parse import Created
@@ -110,18 +111,48 @@ async def retry_payout_batches(
     )
 
 
+ITEM_POLL_WINDOW = timedelta(days=31)
+"""How long after its batch completed a non-final item is still polled: PayPal returns unclaimed
+funds after 30 days (the item becomes RETURNED), plus a day to see that happen."""
+NON_FINAL_ITEMS = tuple(sorted(set(ITEM.states) - FINAL_ITEM_STATUSES - {ItemStatus.QUEUED}))
+"""PENDING, ONHOLD, UNCLAIMED: PayPal may still move them."""
+
+
 @dataclass
 class ReconcileSummary:
     polled: int = 0
     finished: dict[str, int] = field(default_factory=dict)
     items_updated: int = 0
+    items_polled: int = 0
+    """Non-final items of completed batches polled one by one."""
+    items_unresolved: int = 0
+    """Items still not final past ``ITEM_POLL_WINDOW``: no longer polled, left for an operator."""
     errors: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "polled": self.polled,
+            "finished": dict(self.finished),
+            "items_updated": self.items_updated,
+            "items_polled": self.items_polled,
+            "items_unresolved": self.items_unresolved,
+            "errors": list(self.errors),
+        }
 
 
 async def reconcile(
-    engine: Engine, client: PaypalClient, *, now: datetime, limit: int = 100
+    engine: Engine,
+    client: PaypalClient,
+    *,
+    now: datetime,
+    limit: int = 100,
+    item_limit: int = 500,
+    item_window: timedelta = ITEM_POLL_WINDOW,
+    concurrency: int = 8,
 ) -> ReconcileSummary:
-    """Poll batches PayPal accepted and record their and their items' statuses."""
+    """Poll batches PayPal accepted and record their and their items' statuses; then poll, item by
+    item, the items of completed batches that are not final yet (UNCLAIMED, PENDING, ONHOLD) until
+    they are or ``item_window`` has passed since their batch completed."""
     b = payout_batches
     with engine.connect() as conn:
         batches = conn.execute(
@@ -142,7 +173,96 @@ async def reconcile(
         summary.items_updated += outcome[1]
         if outcome[0]:
             summary.finished[outcome[0]] = summary.finished.get(outcome[0], 0) + 1
+    await _repoll_items(engine, client, summary, now, item_limit, now - item_window, concurrency)
     return summary
+
+
+async def _repoll_items(
+    engine: Engine,
+    client: PaypalClient,
+    summary: ReconcileSummary,
+    now: datetime,
+    limit: int,
+    horizon: datetime,
+    concurrency: int,
+) -> None:
+    b, t = payout_batches, payout_items
+    open_items = (
+        select(t.c.batch_id, t.c.sender_item_id, t.c.status, t.c.payout_item_id)
+        .join(b, b.c.id == t.c.batch_id)
+        .where(b.c.status == "completed", t.c.status.in_(NON_FINAL_ITEMS))
+    )
+    with engine.connect() as conn:
+        due = conn.execute(
+            open_items.where(b.c.completed_at > horizon, t.c.payout_item_id.is_not(None))
+            .order_by(t.c.updated_at)
+            .limit(limit)
+        ).all()
+        summary.items_unresolved = conn.execute(
+            select(func.count()).select_from(
+                open_items.where(b.c.completed_at <= horizon).subquery()
+            )
+        ).scalar_one()
+    if summary.items_unresolved:
+        log.warning(
+            "%s payout items of batches completed before %s are still not final; no longer polled",
+            summary.items_unresolved,
+            horizon.isoformat(),
+        )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def poll(row) -> None:
+        try:
+            async with gate:
+                data = await client.get_item(row.payout_item_id)
+        except Exception as exc:
+            summary.errors.append(f"item {row.payout_item_id}: {type(exc).__name__}")
+            return
+        summary.items_polled += 1
+
+        def record() -> bool:
+            with engine.begin() as conn:
+                changed = _record_item(conn, row.batch_id, row.status, data, now)
+                if not changed:  # polled, unchanged: goes to the back of the queue
+                    conn.execute(
+                        update(t)
+                        .where(
+                            t.c.batch_id == row.batch_id, t.c.sender_item_id == row.sender_item_id
+                        )
+                        .values(updated_at=now)
+                    )
+                return changed
+
+        summary.items_updated += await asyncio.to_thread(record)
+
+    await asyncio.gather(*(poll(row) for row in due))
+
+
+def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bool:
+    """Record what PayPal reports of one item, if it is a move the item machine allows."""
+    t = payout_items
+    detail = item.get("payout_item") or {}
+    key = detail.get("sender_item_id")
+    new = str(item.get("transaction_status") or "")
+    if not new or new == old:
+        return False
+    if not ITEM.can(old, new):
+        log.warning("batch %s item %s: ignoring %s -> %s", batch_id, key, old, new)
+        return False
+    errors = item.get("errors") or {}
+    conn.execute(
+        update(t)
+        .where(t.c.batch_id == batch_id, t.c.sender_item_id == key, t.c.status == old)
+        .values(
+            status=new,
+            payout_item_id=item.get("payout_item_id"),
+            transaction_id=item.get("transaction_id"),
+            error_name=errors.get("name"),
+            error_message=errors.get("message"),
+            updated_at=now,
+        )
+    )
+    return True
 
 
 def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[str | None, int]:
@@ -157,28 +277,9 @@ def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[st
             ).all()
         )
         for item in data.get("items") or []:
-            detail = item.get("payout_item") or {}
-            key = detail.get("sender_item_id")
-            new = str(item.get("transaction_status") or "")
-            old = current.get(key)
-            if old is None or not new or new == old or not ITEM.can(old, new):
-                if old is not None and new and new != old and not ITEM.can(old, new):
-                    log.warning("batch %s item %s: ignoring %s -> %s", batch_id, key, old, new)
-                continue
-            errors = item.get("errors") or {}
-            conn.execute(
-                update(t)
-                .where(t.c.batch_id == batch_id, t.c.sender_item_id == key)
-                .values(
-                    status=new,
-                    payout_item_id=item.get("payout_item_id"),
-                    transaction_id=item.get("transaction_id"),
-                    error_name=errors.get("name"),
-                    error_message=errors.get("message"),
-                    updated_at=now,
-                )
-            )
-            updated += 1
+            old = current.get((item.get("payout_item") or {}).get("sender_item_id"))
+            if old is not None:
+                updated += _record_item(conn, batch_id, old, item, now)
         values: dict[str, Any] = {"paypal_batch_status": paypal_status or None, "updated_at": now}
         finished = FINAL_BATCH.get(paypal_status)
         if finished and BATCH.can("submitted", finished):

@@ -24,6 +24,7 @@ PAYPAL_ONLY = (
     "token_ttl",
     "processing_after",
     "final_after",
+    "unclaimed_return_after",
     "item_outcomes",
 )
 
@@ -91,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--final-after", type=float, help="seconds until a batch is SUCCESS (default 2)"
     )
     paypal.add_argument(
+        "--unclaimed-return-after",
+        type=float,
+        help="seconds after a batch is final until its UNCLAIMED items are RETURNED (default 30 d)",
+    )
+    paypal.add_argument(
         "--item-outcomes",
         metavar="STATUS=P,...",
         help="chance of each item outcome, e.g. FAILED=0.05,UNCLAIMED=0.05 (rest SUCCESS)",
@@ -143,6 +149,7 @@ def _paypal_config(args: argparse.Namespace):
         "token_ttl_seconds": args.token_ttl,
         "processing_after_seconds": args.processing_after,
         "final_after_seconds": args.final_after,
+        "unclaimed_return_after_seconds": args.unclaimed_return_after,
     }
     return PaypalSandboxConfig(
         client_id=_credential(args.client_id, "--client-id", CLIENT_ID_ENV, "id")[0],

@@ -52,11 +52,13 @@ Decisions where PayPal's spec is silent or where the sandbox must be predictable
   batch is PENDING, then PROCESSING after ``processing_after_seconds``, then SUCCESS after
   ``final_after_seconds`` (also when items failed). Items stay PENDING until the batch is final,
   then take their outcome: SUCCESS, FAILED (``errors.name`` RECEIVER_ACCOUNT_INVALID) or UNCLAIMED
-  (RECEIVER_UNREGISTERED). The receiver's local part (before ``@`` and any ``+tag``) forces it:
-  ``fail@…`` -> FAILED, ``unclaimed@…`` -> UNCLAIMED, ``success@…`` -> SUCCESS; otherwise it is
-  drawn from ``item_outcomes`` (the remainder is SUCCESS) by a generator seeded with the fault
-  plan's seed, the ``sender_batch_id`` (or the batch's serial number) and the item's index: the same
-  batch gets the same outcomes on every run, whatever else happens.
+  (RECEIVER_UNREGISTERED); an UNCLAIMED item becomes RETURNED ``unclaimed_return_after_seconds``
+  after the batch is final (PayPal returns unclaimed funds after 30 days). The receiver's local
+  part (before ``@`` and any ``+tag``) forces the outcome: ``fail@…`` -> FAILED,
+  ``unclaimed@…`` -> UNCLAIMED, ``success@…`` -> SUCCESS; otherwise it is drawn from
+  ``item_outcomes`` (the remainder is SUCCESS) by a generator seeded with the fault plan's seed,
+  the ``sender_batch_id`` (or the batch's serial number) and the item's index: the same batch gets
+  the same outcomes on every run, whatever else happens.
 - Cancel: an UNCLAIMED item becomes RETURNED (200); a RETURNED one gets 400
   ``ITEM_ALREADY_CANCELLED``; any other status 400 ``ITEM_INCORRECT_STATUS``.
 - Fees: ``payout_item_fee`` is ``fee_rate`` of the amount (0 once FAILED or RETURNED); the
@@ -213,6 +215,8 @@ class PaypalSandboxConfig:
     hang_seconds: float = 30.0
     processing_after_seconds: float = 1.0
     final_after_seconds: float = 2.0
+    unclaimed_return_after_seconds: float = THIRTY_DAYS
+    """An UNCLAIMED item becomes RETURNED this long after its batch is final (PayPal: 30 days)."""
     item_outcomes: Mapping[str, float] = field(default_factory=dict, hash=False)
     """Chance of each item outcome (SUCCESS, FAILED, UNCLAIMED); the remainder is SUCCESS."""
     fee_rate: Decimal = Decimal("0.02")
@@ -235,6 +239,7 @@ class PaypalSandboxConfig:
             "hang_seconds",
             "processing_after_seconds",
             "final_after_seconds",
+            "unclaimed_return_after_seconds",
             "dedupe_window_seconds",
             "request_id_ttl_seconds",
         ):
@@ -576,11 +581,17 @@ class PaypalSandboxState:
             return "PROCESSING"
         return "PENDING"
 
-    @staticmethod
-    def _item_status(item: _Item, batch_status: str) -> str:
+    def _item_status(self, item: _Item, batch: _Batch, now: float) -> str:
         if item.returned_at is not None:
             return "RETURNED"
-        return item.outcome if batch_status == "SUCCESS" else "PENDING"
+        if self._batch_status(batch, now) != "SUCCESS":
+            return "PENDING"
+        if item.outcome == "UNCLAIMED" and now - batch.created_mono >= (
+            self.config.final_after_seconds + self.config.unclaimed_return_after_seconds
+        ):
+            item.returned_at = datetime.now(UTC).replace(microsecond=0)  # funds returned
+            return "RETURNED"
+        return item.outcome
 
     def batch_body(
         self, batch_id: str, base: str, query: Mapping[str, Any]
@@ -593,7 +604,7 @@ class PaypalSandboxState:
                 return None
             now = self.clock()
             status = self._batch_status(batch, now)
-            statuses = [self._item_status(item, status) for item in batch.items]
+            statuses = [self._item_status(item, batch, now) for item in batch.items]
             final_at = batch.created_at + timedelta(seconds=self.config.final_after_seconds)
             header: dict[str, Any] = {
                 "payout_batch_id": batch.payout_batch_id,
@@ -664,7 +675,7 @@ class PaypalSandboxState:
             if item is None:
                 return None
             batch = self._batches[item.payout_batch_id]
-            status = self._item_status(item, self._batch_status(batch, self.clock()))
+            status = self._item_status(item, batch, self.clock())
             return self._item_body(item, status, base, batch, in_batch=False)
 
     def cancel(self, item_id: str, base: str) -> tuple[str, int, dict[str, Any]]:
@@ -675,7 +686,7 @@ class PaypalSandboxState:
                 status, body = _not_found("payout_item_id", item_id)
                 return "not_found", status, json.loads(body)
             batch = self._batches[item.payout_batch_id]
-            status = self._item_status(item, self._batch_status(batch, self.clock()))
+            status = self._item_status(item, batch, self.clock())
             if status == "UNCLAIMED":
                 item.returned_at = datetime.now(UTC).replace(microsecond=0)
                 return (

@@ -1,7 +1,7 @@
 """PayPal payouts through the engine against the sandbox over real HTTP, on both databases."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -125,3 +125,64 @@ def test_retries_run_out_after_a_lost_response_hold_the_batch_and_a_manual_retry
     [original] = created
     assert batch["paypal_batch_id"] == original["payout_batch_id"]
     assert stats["batches_created"] == 1
+
+
+def _reconcile_until(engine, url, done, now=None):
+    for _ in range(200):
+        summary = reconcile(engine, url, now or datetime.now(UTC))
+        if done(summary):
+            return summary
+        time.sleep(0.05)
+    raise AssertionError(f"reconciliation never got there: {summary}")
+
+
+def test_unclaimed_items_are_polled_until_paypal_returns_them(engine):
+    items = [
+        PayoutItem("alice@example.com", "12.50", "USD", "inv-1"),
+        PayoutItem("unclaimed@example.com", "3.00", "USD", "inv-2"),
+    ]
+    record_batch(engine, cycle_id="c1", items=items, now=datetime.now(UTC))
+    with running_paypal(final_after=0.2, unclaimed_return_after_seconds=0.6) as (server, sandbox):
+        submit(engine, server.url)
+        first = _reconcile_until(engine, server.url, lambda s: s.finished)
+        after_batch = {i["sender_item_id"]: i["status"] for i in _items(engine)}
+        repolls = []
+        final = _reconcile_until(
+            engine, server.url, lambda s: repolls.append(s.items_polled) or s.items_updated
+        )
+        item_reads = [
+            r for r in sandbox.requests() if r["route"].startswith("/v1/payments/payouts-item")
+        ]
+    assert first.finished == {"completed": 1}
+    # PayPal calls the batch SUCCESS while an item is still UNCLAIMED: it stays open here.
+    assert after_batch == {"inv-1": "SUCCESS", "inv-2": "UNCLAIMED"}
+    assert _batch(engine)["status"] == "completed"
+    # Only the open item is polled, each run, until PayPal reports it RETURNED.
+    assert set(repolls) == {1}
+    assert (final.items_updated, final.items_unresolved) == (1, 0)
+    assert {i["sender_item_id"]: i["status"] for i in _items(engine)} == {
+        "inv-1": "SUCCESS",
+        "inv-2": "RETURNED",
+    }
+    # The run that completed the batch polled the open item too.
+    assert len(item_reads) == first.items_polled + len(repolls) == 1 + len(repolls)
+    # Final now: nothing is polled any more.
+    with running_paypal() as (server, _):
+        assert reconcile(engine, server.url, datetime.now(UTC)).items_polled == 0
+
+
+def test_items_still_open_past_the_window_are_no_longer_polled(engine):
+    from retry_pipelines.engine.paypal import ITEM_POLL_WINDOW
+
+    items = [PayoutItem("unclaimed@example.com", "3.00", "USD", "inv-1")]
+    record_batch(engine, cycle_id="c1", items=items, now=datetime.now(UTC))
+    with running_paypal(final_after=0.1) as (server, _):
+        submit(engine, server.url)
+        _reconcile_until(engine, server.url, lambda s: s.finished)
+        completed_at = _batch(engine)["completed_at"]
+        second = timedelta(seconds=1)
+        within = reconcile(engine, server.url, completed_at + ITEM_POLL_WINDOW - second)
+        past = reconcile(engine, server.url, completed_at + ITEM_POLL_WINDOW)
+    assert (within.items_polled, within.items_unresolved) == (1, 0)
+    assert (past.items_polled, past.items_unresolved) == (0, 1)
+    assert _items(engine)[0]["status"] == "UNCLAIMED"

@@ -20,16 +20,24 @@ FAST = PAYPAL_DEFAULT.with_overrides(base_delay=0.01, max_delay=0.05, cooldown=0
 
 @contextlib.contextmanager
 def running_paypal(
-    faults: str = "", *, seed: int = 1, hang_seconds: float = 2.0, final_after: float = 0.3
+    faults: str = "",
+    *,
+    seed: int = 1,
+    hang_seconds: float = 2.0,
+    final_after: float = 0.3,
+    latency_ms: float = 0.0,
+    **config: object,
 ) -> Iterator[tuple[ThreadedServer, object]]:
+    """``config``: further ``PaypalSandboxConfig`` fields (e.g. unclaimed_return_after_seconds)."""
     config = PaypalSandboxConfig(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        faults=FaultPlan.parse(faults, seed=seed),
+        faults=FaultPlan.parse(faults, seed=seed, latency_ms=latency_ms),
         hang_seconds=hang_seconds,
         retry_after_seconds=0,
         processing_after_seconds=final_after / 2,
         final_after_seconds=final_after,
+        **config,
     )
     app = create_paypal_app(config)
     with ThreadedServer(app) as server:
@@ -52,9 +60,9 @@ def submit(engine, url: str, *, policy=FAST, read_timeout: float = 0.5, **option
     return asyncio.run(go())
 
 
-def reconcile(engine, url: str, now):
+def reconcile(engine, url: str, now, **options):
     async def go():
         async with make_client(url) as client:
-            return await payouts.reconcile(engine, client, now=now)
+            return await payouts.reconcile(engine, client, now=now, **options)
 
     return asyncio.run(go())

@@ -76,7 +76,9 @@ def retry_payout_batches():
     submit_due_batches(sweep_payout_leases())
 
 
-@dg.op(description="Poll batches PayPal accepted; record batch and item outcomes.")
+@dg.op(
+    description="Poll batches PayPal accepted, then items still not final; record their outcomes."
+)
 def reconcile_submitted_batches(
     context: dg.OpExecutionContext, db: DatabaseResource, paypal: PaypalResource
 ) -> dict:
@@ -87,14 +89,19 @@ def reconcile_submitted_batches(
     summary = asyncio.run(run())
     for error in summary.errors:
         context.log.warning(error)
+    if summary.items_unresolved:
+        context.log.warning(
+            f"{summary.items_unresolved} payout items are still not final past the polling window"
+        )
+    metadata = summary.as_metadata()
     context.add_output_metadata(
         {
-            "polled": summary.polled,
-            "items_updated": summary.items_updated,
+            **{k: v for k, v in metadata.items() if isinstance(v, int)},
             "finished": dg.MetadataValue.json(summary.finished),
+            "errors": len(summary.errors),
         }
     )
-    return {"polled": summary.polled, "finished": summary.finished}
+    return metadata
 
 
 @dg.job(description="Poll non-final payout batches and items on PayPal and record their status.")
