@@ -137,8 +137,11 @@ def seed_scenario(engine: Engine, day: date = DAY) -> None:
         engine,
         PAYOUTS,
         b1,
-        [fail(at(day, 9), *unavailable, 50), fail(at(day, 9, 10), *unavailable, 70)]
-        + [ok(at(day, 9, 20), 90)],
+        [
+            fail(at(day, 9), *unavailable, 50),
+            fail(at(day, 9, 10), *unavailable, 70),
+            ok(at(day, 9, 20), 90),
+        ],
     )
     add_attempts(
         engine,

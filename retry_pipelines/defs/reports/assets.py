@@ -1,0 +1,182 @@
+"""Report assets: daily retry metrics and error distributions (partitioned by UTC day, also kept
+in report tables), and a backlog snapshot every 15 minutes."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+
+from retry_pipelines.defs.reports.metadata import check_result, numeric_metadata, table_records
+from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.reports import checks, storage
+from retry_pipelines.reports.backlog import backlog
+from retry_pipelines.reports.errors import error_distribution
+from retry_pipelines.reports.metrics import COLUMNS as METRIC_COLUMNS
+from retry_pipelines.reports.metrics import retry_metrics as compute_retry_metrics
+from retry_pipelines.reports.render import markdown_table
+from retry_pipelines.store.queues import QUEUES
+
+GROUP = "retry_reports"
+DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+FAILURE_RATE_CHECK = "failure_rate_below_threshold"
+SPIKE_CHECK = "no_error_rate_spike"
+
+ERROR_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("day", "date", description="UTC day of the attempts' start"),
+        dg.TableColumn("gateway", "string", description="fbr or paypal"),
+        dg.TableColumn("error_type", "string", description="TRANSIENT, PERMANENT, ..."),
+        dg.TableColumn("error_code", "string", description="gateway code or HTTP status; ''"),
+        dg.TableColumn("failures", "int", description="failed attempts"),
+        dg.TableColumn("share", "float", description="of the gateway's failures that day"),
+        dg.TableColumn("top_message", "string", description="most frequent message, scrubbed"),
+        dg.TableColumn("top_message_count", "int", description="attempts with that message"),
+    ]
+)
+
+
+def _days(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    window = context.partition_time_window
+    return window.start.date(), window.end.date()
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    kinds={"sql"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            FAILURE_RATE_CHECK,
+            asset="retry_metrics",
+            description="No gateway failed more than the threshold share of its finished "
+            "attempts that day.",
+        ),
+        dg.AssetCheckSpec(
+            SPIKE_CHECK,
+            asset="retry_metrics",
+            description="No gateway's failure rate spiked against its trailing 7-day mean.",
+        ),
+    ],
+    description="Per gateway and UTC day: attempts, successes, success rate, average attempts "
+    "to success, dead-lettered, held, p50/p95 submit latency. Also stored in retry_metrics_daily.",
+)
+def retry_metrics(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
+    start, end = _days(context)
+    frame = compute_retry_metrics(db.engine, start, end)
+    storage.write_report(
+        db.engine,
+        storage.METRICS_REPORT,
+        frame,
+        start,
+        end,
+        now=datetime.now(UTC),
+        run_id=context.run.run_id,
+    )
+    trailing = storage.trailing_failure_rates(db.engine, start, checks.SPIKE_WINDOW_DAYS)
+    return dg.MaterializeResult(
+        metadata={
+            **numeric_metadata(frame, METRIC_COLUMNS[2:]),
+            "report": dg.MetadataValue.md(markdown_table(frame)),
+        },
+        check_results=[
+            check_result(FAILURE_RATE_CHECK, checks.failure_rate(frame)),
+            check_result(SPIKE_CHECK, checks.error_rate_spike(frame, trailing)),
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    kinds={"sql", "pandas"},
+    metadata={"dagster/column_schema": ERROR_SCHEMA},
+    description="Per UTC day: failed attempts by gateway x error type x error code, with shares "
+    "and the most frequent scrubbed message. Also stored in error_distribution_daily.",
+)
+def error_distribution_report(
+    context: dg.AssetExecutionContext, db: DatabaseResource
+) -> dg.Output[pd.DataFrame]:
+    start, end = _days(context)
+    frame = error_distribution(db.engine, start, end)
+    storage.write_report(
+        db.engine,
+        storage.ERRORS_REPORT,
+        frame,
+        start,
+        end,
+        now=datetime.now(UTC),
+        run_id=context.run.run_id,
+    )
+    failures = frame.groupby("gateway")["failures"].sum()
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            **{f"{g}/failures": int(failures.get(g, 0)) for g in QUEUES},
+            "preview": dg.MetadataValue.table(table_records(frame.head(50)), schema=ERROR_SCHEMA),
+            "report": dg.MetadataValue.md(markdown_table(frame)),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    description="Snapshot of the queues: items by status, due items and the oldest one's wait, "
+    "live and expired leases, paused gateways.",
+)
+def retry_backlog(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
+    snapshot = backlog(db.engine, now=datetime.now(UTC))
+    metadata: dict = {}
+    for gateway, b in snapshot.gateways.items():
+        for status in sorted(QUEUES[gateway].machine.states):
+            metadata[f"{gateway}/items/{status}"] = b.by_status.get(status, 0)
+        metadata[f"{gateway}/due"] = b.due
+        metadata[f"{gateway}/oldest_due_age_seconds"] = float(b.oldest_due_age_seconds or 0.0)
+        metadata[f"{gateway}/live_leases"] = b.live_leases
+        metadata[f"{gateway}/expired_leases"] = b.expired_leases
+    paused = pd.DataFrame(
+        [(p.gateway, p.until.isoformat(), p.reason) for p in snapshot.paused],
+        columns=["gateway", "paused_until", "reason"],
+    )
+    metadata["paused_gateways"] = dg.MetadataValue.md(markdown_table(paused))
+    metadata["by_status"] = dg.MetadataValue.md(markdown_table(snapshot.by_status()))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+daily_retry_reports = dg.define_asset_job(
+    "daily_retry_reports",
+    selection=[retry_metrics, error_distribution_report],
+    description="Both daily reports for one UTC day; backfill past days from the UI.",
+)
+
+daily_retry_reports_schedule = dg.build_schedule_from_partitioned_job(
+    daily_retry_reports,
+    name="daily_retry_reports_schedule",
+    hour_of_day=0,
+    minute_of_hour=15,
+    description="At 00:15 UTC, the daily reports of the day that just ended.",
+)
+
+refresh_retry_backlog = dg.define_asset_job(
+    "refresh_retry_backlog",
+    selection=[retry_backlog],
+    description="The backlog snapshot and its checks.",
+)
+
+retry_backlog_schedule = dg.ScheduleDefinition(
+    name="retry_backlog_schedule",
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    job=refresh_retry_backlog,
+    description="Snapshot the backlog every 15 minutes.",
+)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[retry_metrics, error_distribution_report, retry_backlog],
+        jobs=[daily_retry_reports, refresh_retry_backlog],
+        schedules=[daily_retry_reports_schedule, retry_backlog_schedule],
+    )

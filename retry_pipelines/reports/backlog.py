@@ -1,0 +1,113 @@
+"""A snapshot of the work still in the queues, and integrity facts read from attempt rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from retry_pipelines.store.queues import QUEUES
+from retry_pipelines.store.tables import gateway_state
+
+
+@dataclass(frozen=True)
+class GatewayBacklog:
+    gateway: str
+    by_status: dict[str, int]
+    due: int
+    oldest_due_age_seconds: float | None
+    """Seconds the longest-waiting due item (``pending``, ``next_attempt_at`` passed) has waited."""
+    live_leases: int
+    expired_leases: int
+    """Leases past their expiry whose item is still ``processing``: stuck until swept."""
+
+
+@dataclass(frozen=True)
+class Pause:
+    gateway: str
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Backlog:
+    at: datetime
+    gateways: dict[str, GatewayBacklog]
+    paused: list[Pause] = field(default_factory=list)
+
+    def by_status(self) -> pd.DataFrame:
+        rows = [
+            (g, status, n) for g, b in self.gateways.items() for status, n in b.by_status.items()
+        ]
+        return pd.DataFrame(rows, columns=["gateway", "status", "items"])
+
+
+def backlog(engine: Engine, *, now: datetime) -> Backlog:
+    result = {}
+    with engine.connect() as conn:
+        for gateway, queue in QUEUES.items():
+            t = queue.items
+            by_status = dict(
+                conn.execute(
+                    select(t.c.status, func.count()).group_by(t.c.status).order_by(t.c.status)
+                ).all()
+            )
+            pending = t.c.status == queue.ready
+            due, oldest = conn.execute(
+                select(func.count(), func.min(t.c.next_attempt_at)).where(
+                    pending, t.c.next_attempt_at <= now
+                )
+            ).one()
+            processing = t.c.status == queue.processing
+            live, expired = (
+                conn.execute(select(func.count()).where(processing, condition)).scalar_one()
+                for condition in (t.c.lease_expires_at >= now, t.c.lease_expires_at < now)
+            )
+            result[gateway] = GatewayBacklog(
+                gateway=gateway,
+                by_status=by_status,
+                due=due,
+                oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else None,
+                live_leases=live,
+                expired_leases=expired,
+            )
+        g = gateway_state
+        paused = [
+            Pause(r.gateway, r.paused_until, r.pause_reason or "")
+            for r in conn.execute(
+                select(g.c.gateway, g.c.paused_until, g.c.pause_reason)
+                .where(g.c.paused_until > now)
+                .order_by(g.c.gateway)
+            )
+        ]
+    return Backlog(at=now, gateways=result, paused=paused)
+
+
+@dataclass(frozen=True)
+class DuplicateSuccesses:
+    gateway: str
+    items: int
+    """Items with more than one successful attempt."""
+    examples: list[tuple[int, int]]
+    """Up to a few (item id, successful attempts), lowest ids first."""
+
+
+def duplicate_successes(engine: Engine, *, examples: int = 10) -> dict[str, DuplicateSuccesses]:
+    """Per gateway: items (invoices, payout batches) submitted successfully more than once."""
+    result = {}
+    with engine.connect() as conn:
+        for gateway, queue in QUEUES.items():
+            a = queue.attempts
+            dup = (
+                select(queue.fk.label("item_id"), func.count().label("successes"))
+                .where(a.c.outcome == "success")
+                .group_by(queue.fk)
+                .having(func.count() > 1)
+                .subquery()
+            )
+            count = conn.execute(select(func.count()).select_from(dup)).scalar_one()
+            rows = conn.execute(select(dup).order_by(dup.c.item_id).limit(examples)).all()
+            result[gateway] = DuplicateSuccesses(gateway, count, [(r[0], r[1]) for r in rows])
+    return result
