@@ -1,0 +1,52 @@
+"""The alert webhook: its URL and secret come from environment variables read at each tick.
+
+The variables are read through ``dg.EnvVar(...).get_value()`` rather than as ``dg.EnvVar``
+config fields: an unset config variable fails every tick with a config error, while an unset
+webhook should only make the sensors skip, saying which variable is missing. The values are never
+part of the resource's config, so they never show in the UI or in run config.
+"""
+
+import os
+
+import dagster as dg
+
+from retry_pipelines.alerts import WebhookSettings
+from retry_pipelines.alerts.payload import secrets_from_env
+
+URL_ENV = "RETRY_PIPELINES_ALERT_WEBHOOK_URL"
+SECRET_ENV = "RETRY_PIPELINES_ALERT_WEBHOOK_SECRET"
+
+
+class AlertWebhookResource(dg.ConfigurableResource):
+    """Where alerts go. Config holds only the names of the variables, never their values."""
+
+    url_env: str = URL_ENV
+    secret_env: str = SECRET_ENV
+    timeout_seconds: float = 5.0
+    max_attempts: int = 3
+
+    def missing(self) -> list[str]:
+        """The variables that must still be set before alerts can be sent."""
+        return [name for name in (self.url_env, self.secret_env) if not dg.EnvVar(name).get_value()]
+
+    def settings(self) -> WebhookSettings | None:
+        if self.missing():
+            return None
+        return WebhookSettings(
+            url=dg.EnvVar(self.url_env).get_value() or "",
+            secret=dg.EnvVar(self.secret_env).get_value() or "",
+            timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+    def not_configured_reason(self) -> str:
+        return f"alert webhook not configured: set {' and '.join(self.missing())}"
+
+    def known_secrets(self) -> list[str]:
+        """Values an alert must never contain: the webhook's own and the gateways' credentials."""
+        return secrets_from_env(os.environ)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources={"alert_webhook": AlertWebhookResource()})
