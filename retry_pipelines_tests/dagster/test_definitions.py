@@ -28,7 +28,10 @@ def test_definitions_load_with_pinned_names():
     loaded = _loaded()
     assert loaded.resolve_job_def("release_stuck_locks").name == "release_stuck_locks"
     assert loaded.resolve_sensor_def("stuck_locks_sensor").job_name == "release_stuck_locks"
+    for alert_sensor in ("run_failure_alert_sensor", "asset_check_alert_sensor"):
+        assert loaded.resolve_sensor_def(alert_sensor).name == alert_sensor
     assert "db" in (loaded.resources or {})
+    assert "alert_webhook" in (loaded.resources or {})
 
 
 def _expire_some_leases(engine):
