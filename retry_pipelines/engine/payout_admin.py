@@ -162,12 +162,18 @@ class BatchReport:
             lines.append(
                 f"  cycle locked by {self.lock.owner} until {self.lock.expires_at.isoformat()}"
             )
+        if b["status_reason"]:
+            lines.append(f"  reason: {b['status_reason']}")
         for a in self.attempts:
-            lines.append(
-                f"  attempt {a['attempt_number']}: {a['outcome']} {a['error_type'] or ''} "
-                f"{a['error_code'] or ''} HTTP {a['http_status'] or '-'} "
-                f"at {a['started_at'].isoformat()}".replace("  ", " ")
-            )
+            parts = [
+                a["outcome"],
+                a["error_type"],
+                a["error_code"],
+                a["delivery"],
+                f"HTTP {a['http_status'] or '-'}",
+                f"at {a['started_at'].isoformat()}",
+            ]
+            lines.append(f"  attempt {a['attempt_number']}: " + " ".join(p for p in parts if p))
         return "\n".join(lines)
 
 
