@@ -1,0 +1,113 @@
+"""Crash tests of real Dagster runs: ``dagster job execute`` in a process group of its own, killed
+with SIGKILL (the CLI process and its step worker processes) when a condition becomes true."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy import case, func, select
+
+from retry_pipelines.demo import execute_job
+from retry_pipelines.store.queues import WorkQueue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dagster_env(tmp_path: Path, db_url: str, gateway_env: dict[str, str]) -> dict[str, str]:
+    """Environment for ``dagster job execute`` on a copy of the project's instance file."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RETRY_PIPELINES_DATABASE_URL": db_url,
+        **gateway_env,
+    }
+
+
+def _command(job: str, config: Path) -> list[str]:
+    dagster = str(Path(sys.executable).parent / "dagster")
+    target = ["-m", "retry_pipelines.definitions", "-a", "defs", "-j", job]
+    return [dagster, "job", "execute", *target, "-c", str(config)]
+
+
+def kill_run_when(
+    job: str,
+    env: dict[str, str],
+    config: Path,
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 180.0,
+) -> bool:
+    """Start the run; SIGKILL its whole process group as soon as ``condition()`` holds.
+
+    Returns False when the run ended by itself first (the kill point was never reached).
+    """
+    proc = subprocess.Popen(
+        _command(job, config),
+        env=env,
+        cwd=env["DAGSTER_HOME"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None:
+            if condition():
+                return True
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{job}: the kill condition did not hold within {timeout} s")
+            time.sleep(0.02)
+        return False
+    finally:
+        # Also any step process of the group still alive after the CLI process ended.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def fail_killed_runs(env: dict[str, str]) -> list[str]:
+    """What run monitoring or an operator (Terminate in the UI) does for a run whose worker died:
+    mark it failed and free the pool slots it held, so the next run's step can start."""
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    failed = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        instance.report_run_failed(run, message="run worker killed (crash test)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        failed.append(run.run_id)
+    instance.dispose()
+    return failed
+
+
+def run_to_completion(job: str, env: dict[str, str], config: Path):
+    return execute_job(job, env, cwd=env["DAGSTER_HOME"], config_file=str(config))
+
+
+def attempt_histories(engine, queue: WorkQueue) -> list[tuple]:
+    """Per item: id, attempt_count, attempt rows, highest attempt number, rows still in flight."""
+    t, a = queue.items, queue.attempts
+    stmt = (
+        select(
+            t.c.id,
+            t.c.attempt_count,
+            func.count(a.c.id),
+            func.coalesce(func.max(a.c.attempt_number), 0),
+            func.coalesce(func.sum(case((a.c.outcome == "in_flight", 1), else_=0)), 0),
+        )
+        .outerjoin(a, queue.fk == t.c.id)
+        .group_by(t.c.id, t.c.attempt_count)
+    )
+    with engine.connect() as conn:
+        return conn.execute(stmt).all()
