@@ -77,8 +77,14 @@ async def manual_retry(
         row = _batch(conn, batch_id)
     key = f"payout-cycle:{row['cycle_id']}"
     try:
-        locks.acquire(
-            engine, key, owner=actor.admin_id, now=now, ttl=CYCLE_LOCK_TTL, run_id=actor.run_id
+        locks.acquire(  # not reentrant: the same operator's second launch is refused too
+            engine,
+            key,
+            owner=actor.admin_id,
+            now=now,
+            ttl=CYCLE_LOCK_TTL,
+            run_id=actor.run_id,
+            reentrant=False,
         )
     except locks.LockHeld as exc:
         raise AdminError(f"refused: {exc}") from None

@@ -42,13 +42,18 @@ def acquire(
     now: datetime,
     ttl: timedelta,
     run_id: str | None = None,
+    reentrant: bool = True,
 ) -> LockHolder:
-    """Take ``key`` for ``ttl``, or renew it if ``owner`` already holds it; raises ``LockHeld``."""
+    """Take ``key`` for ``ttl``, or renew it if ``owner`` already holds it (unless not
+    ``reentrant``: then a live lock is refused whoever holds it); raises ``LockHeld``."""
     t = processing_locks
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(t).values(
         lock_key=key, owner=owner, run_id=run_id, acquired_at=now, expires_at=now + ttl
     )
+    takeable = t.c.expires_at <= now
+    if reentrant:
+        takeable = takeable | (t.c.owner == owner)
     stmt = stmt.on_conflict_do_update(
         index_elements=["lock_key"],
         set_={
@@ -57,7 +62,7 @@ def acquire(
             "acquired_at": stmt.excluded.acquired_at,
             "expires_at": stmt.excluded.expires_at,
         },
-        where=(t.c.expires_at <= now) | (t.c.owner == owner),
+        where=takeable,
     ).returning(t.c.owner)
     with engine.begin() as conn:
         taken = conn.execute(stmt).scalar_one_or_none()

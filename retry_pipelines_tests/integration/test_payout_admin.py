@@ -81,3 +81,65 @@ def test_second_manual_retry_is_refused_naming_holder_and_expiry(engine):
     assert report.batch["status"] == "dead"
     assert report.lock.owner == "finance-ali"
     assert "cycle locked by finance-ali" in report.render()
+
+
+def test_the_same_operators_second_manual_retry_is_refused_too(engine):
+    batch_id = _batch(engine, "dead")
+    now = datetime.now(UTC)
+    ttl = timedelta(minutes=10)
+    key = "payout-cycle:2026-11-W47"
+    locks.acquire(engine, key, owner="finance-sara", now=now, ttl=ttl, run_id="run-1")
+    client = PaypalClient(PaypalSettings("http://127.0.0.1:9", "id", "secret"))
+    with pytest.raises(AdminError, match=r"locked by finance-sara \(run run-1\)"):
+        asyncio.run(manual_retry(engine, client, ADMIN, batch_id=batch_id, now=now))
+    assert locks.holder(engine, key, now=now).run_id == "run-1"
+
+
+def test_two_concurrent_manual_retries_in_two_processes_one_is_refused(db_url, tmp_path):
+    import json
+    import multiprocessing
+
+    from retry_pipelines.store.db import make_engine
+    from retry_pipelines_tests.support.paypal import running_paypal
+    from retry_pipelines_tests.support.workers import manual_retry_once
+
+    engine = make_engine(db_url)
+    batch_id = _batch(engine, "dead")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    admins = {"finance-sara": "run-a", "finance-ali": "run-b"}
+    outs = {admin: tmp_path / admin for admin in admins}
+    # 1 s per request (token, create): the first retry holds the cycle lock for seconds, far
+    # longer than the second needs to get from the barrier to the lock.
+    with running_paypal(latency_ms=1000) as (server, sandbox):
+        procs = [
+            ctx.Process(
+                target=manual_retry_once,
+                args=(db_url, server.url, batch_id, admin, run, barrier, str(outs[admin])),
+            )
+            for admin, run in admins.items()
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        stats = sandbox.stats()
+    assert [p.exitcode for p in procs] == [0, 0]
+    results = {admin: json.loads(out.read_text()) for admin, out in outs.items()}
+    [winner] = [a for a, r in results.items() if "refused" not in r]
+    [loser] = [a for a, r in results.items() if "refused" in r]
+    assert results[winner] == {"claimed": 1, "succeeded": 1}
+    with engine.connect() as conn:
+        [audit] = conn.execute(select(tables.admin_audit)).mappings().all()
+        status = conn.execute(select(tables.payout_batches.c.status)).scalar_one()
+    assert (audit["admin_id"], audit["run_id"]) == (winner, admins[winner])
+    # The lock was taken at the audited moment, for 10 minutes.
+    expiry = (audit["at"] + timedelta(minutes=10)).isoformat()
+    assert results[loser]["refused"] == (
+        f"refused: payout-cycle:2026-11-W47 is locked by {winner} (run {admins[winner]}) "
+        f"until {expiry}"
+    )
+    assert status == "submitted"
+    assert stats["batches_created"] == 1
+    assert locks.holder(engine, "payout-cycle:2026-11-W47", now=datetime.now(UTC)) is None
+    engine.dispose()

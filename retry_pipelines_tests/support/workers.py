@@ -144,3 +144,35 @@ def payouts_until_settled(db_url: str, url: str, seconds: float, barrier, out: s
         time.sleep(0.05)
     Path(out).write_text(str(attempted))
     engine.dispose()
+
+
+def manual_retry_once(
+    db_url: str, url: str, batch_id: int, admin_id: str, run_id: str, barrier, out: str
+) -> None:
+    """One operator's manual retry of ``batch_id``; write what became of it as JSON."""
+    import asyncio
+    import json
+
+    from retry_pipelines.engine.admin import Actor, AdminError
+    from retry_pipelines.engine.payout_admin import manual_retry
+    from retry_pipelines_tests.support.paypal import FAST, make_client
+
+    engine = make_engine(db_url)
+    with engine.connect():  # connect before the barrier: both start from the same line
+        pass
+    actor = Actor(admin_id, "account funded after INSUFFICIENT_FUNDS", run_id=run_id)
+
+    async def go():
+        async with make_client(url, read_timeout=30.0) as client:
+            return await manual_retry(
+                engine, client, actor, batch_id=batch_id, now=datetime.now(UTC), policy=FAST
+            )
+
+    barrier.wait()
+    try:
+        summary = asyncio.run(go())
+        result = {"claimed": summary.claimed, "succeeded": summary.succeeded}
+    except AdminError as exc:
+        result = {"refused": str(exc)}
+    Path(out).write_text(json.dumps(result))
+    engine.dispose()
