@@ -82,7 +82,8 @@ def error_rate_spike(
         if rate >= factor * mean and rate - mean >= min_increase:
             spikes.append(f"{gateway} {rate:.1%} vs trailing mean {mean:.1%}")
     if spikes:
-        return Finding(False, "error-rate spike: " + "; ".join(spikes), metadata, True)
+        summary = "error-rate spike: " + ", ".join(spikes)
+        return Finding(False, "; ".join([summary, *notes]), metadata, True)
     return Finding(True, "; ".join(["no error-rate spike", *notes]), metadata)
 
 

@@ -142,3 +142,26 @@ def test_postgres_instance_file_stores_runs_in_postgres(fresh_pg_url, monkeypatc
     )
     assert instance.get_run_by_id(result.run_id) is not None
     instance.dispose()
+
+
+def test_report_names_are_pinned():
+    loaded = _loaded()
+    graph = loaded.resolve_asset_graph()
+    for name in ("retry_metrics", "error_distribution_report", "retry_backlog"):
+        assert graph.get(dg.AssetKey(name)).group_name == "retry_reports"
+    assert graph.get(dg.AssetKey("retry_metrics")).partitions_def is not None
+    assert graph.get(dg.AssetKey("error_distribution_report")).partitions_def is not None
+    assert graph.get(dg.AssetKey("retry_backlog")).partitions_def is None
+    assert {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys} >= {
+        ("retry_metrics", "failure_rate_below_threshold"),
+        ("retry_metrics", "no_error_rate_spike"),
+        ("retry_backlog", "no_stuck_leases"),
+        ("retry_backlog", "no_duplicate_submissions"),
+        ("retry_backlog", "fbr_token_not_expiring"),
+    }
+    reports = loaded.resolve_schedule_def("daily_retry_reports_schedule")
+    assert reports.job_name == "daily_retry_reports"
+    assert reports.execution_timezone == "UTC"
+    backlog = loaded.resolve_schedule_def("retry_backlog_schedule")
+    assert (backlog.job_name, backlog.cron_schedule) == ("refresh_retry_backlog", "*/15 * * * *")
+    assert loaded.resolve_job_def("prune_attempt_history").name == "prune_attempt_history"
