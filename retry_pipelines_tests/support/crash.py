@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 from sqlalchemy import case, func, select
 
 from retry_pipelines.demo import execute_job
+from retry_pipelines.store import claims
 from retry_pipelines.store.queues import WorkQueue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +97,63 @@ def fail_killed_runs(env: dict[str, str]) -> list[str]:
 
 def run_to_completion(job: str, env: dict[str, str], config: Path):
     return execute_job(job, env, cwd=env["DAGSTER_HOME"], config_file=str(config))
+
+
+def kill_and_sweep(
+    job: str,
+    env: dict[str, str],
+    config: Path,
+    sandbox,
+    engine,
+    queue: WorkQueue,
+    *,
+    kills: int = 3,
+    seed: int = 0,
+) -> set[int]:
+    """Kill ``kills`` runs of ``job``, each after a random 5-30 more requests reached the sandbox.
+    After each kill: nothing is swept back before the leases expire, everything the run held is
+    once they have, and every item's attempt history is complete. Returns the ids swept with a
+    request in flight."""
+    rng = random.Random(seed)
+    interrupted: set[int] = set()
+    for kill in range(kills):
+        threshold = sandbox.stats()["requests"] + rng.randint(5, 30)
+        killed = kill_run_when(
+            job, env, config, lambda threshold=threshold: sandbox.stats()["requests"] >= threshold
+        )
+        assert killed, f"kill {kill + 1}: the run ended before it reached the kill point"
+        assert len(fail_killed_runs(env)) == 1
+
+        now = datetime.now(UTC)
+        assert claims.sweep_expired(engine, queue, now=now).count == 0, "swept before expiry"
+        held = status_counts(engine, queue)[queue.processing]
+        assert held > 0, "the kill should leave claimed items behind"
+        expired = now + queue.lease + timedelta(seconds=1)
+        swept = claims.sweep_expired(engine, queue, now=expired)
+        assert swept.count == held
+        interrupted |= set(swept.interrupted)
+        t = queue.items
+        with engine.connect() as conn:
+            states = conn.execute(
+                select(t.c.status).where(t.c.id.in_(swept.interrupted)).distinct()
+            ).scalars()
+            assert set(states) <= {queue.interrupted_status}
+        assert queue.processing not in status_counts(engine, queue)
+        assert_histories_complete(engine, queue)
+    return interrupted
+
+
+def status_counts(engine, queue: WorkQueue) -> Counter:
+    t = queue.items
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status)).all()
+    return Counter(dict(rows))
+
+
+def assert_histories_complete(engine, queue: WorkQueue) -> None:
+    for item_id, attempt_count, rows, last, in_flight in attempt_histories(engine, queue):
+        assert rows == attempt_count == last, f"{queue.name} {item_id}: gaps in attempt history"
+        assert not in_flight, f"{queue.name} {item_id}: an attempt is still in flight"
 
 
 def attempt_histories(engine, queue: WorkQueue) -> list[tuple]:
