@@ -23,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_RUN = {
     "ops": {
         "submit_due_batches": {
-            "config": {"base_delay_seconds": 0.01, "max_delay_seconds": 0.05, "max_in_flight": 4}
+            "config": {
+                "base_delay_seconds": 0.01,
+                "max_delay_seconds": 0.05,
+                "cooldown_seconds": 0.05,
+                "max_in_flight": 4,
+            }
         }
     }
 }

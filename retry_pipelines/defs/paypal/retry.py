@@ -25,17 +25,17 @@ class RetryPayoutsConfig(dg.Config):
     max_retries: int | None = None
     base_delay_seconds: float | None = None
     max_delay_seconds: float | None = None
+    cooldown_seconds: float | None = None
     wait_out_short_pauses: bool = True
 
     def policy(self):
-        changes = {}
-        if self.max_retries is not None:
-            changes["max_retries"] = self.max_retries
-        if self.base_delay_seconds is not None:
-            changes["base_delay"] = self.base_delay_seconds
-        if self.max_delay_seconds is not None:
-            changes["max_delay"] = self.max_delay_seconds
-        return PAYPAL_DEFAULT.with_overrides(**changes)
+        changes = {
+            "max_retries": self.max_retries,
+            "base_delay": self.base_delay_seconds,
+            "max_delay": self.max_delay_seconds,
+            "cooldown": self.cooldown_seconds,
+        }
+        return PAYPAL_DEFAULT.with_overrides(**{k: v for k, v in changes.items() if v is not None})
 
 
 @dg.op(description="Return expired payout leases to the queue (same ids are resent: safe).")
