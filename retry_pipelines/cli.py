@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     sandbox.set_defaults(func=cmd_sandbox)
 
-    demo = sub.add_parser("demo", help="seed, run retry_failed_invoices against the sandbox")
+    demo = sub.add_parser(
+        "demo",
+        help="seed invoices and payout batches; run the retry and reconcile jobs on the sandboxes",
+    )
     demo.add_argument("--count", type=int, default=300)
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -13,7 +13,10 @@ from retry_pipelines.engine.admin import Actor
 
 
 class ManualRetryConfig(dg.Config):
-    """Retry one batch now, under its cycle's processing lock; policy fields are optional."""
+    """Retry one batch now, under its cycle's processing lock; policy fields are optional.
+
+    A dead batch, or one held as needs_reconciliation (PayPal may have created it), starts a fresh
+    budget; resending a held batch adopts the one PayPal made (same sender_batch_id)."""
 
     batch_id: int
     admin_id: str
