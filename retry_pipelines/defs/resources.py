@@ -1,10 +1,23 @@
-"""Resources shared by every job: the application database."""
+"""Resources shared by every job: the application database; the deployment rules for gateways."""
+
+import os
 
 import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
+from retry_pipelines.domain import deployment
 from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine
+
+
+def check_gateway_settings(url_name: str, url: str | None, secrets: dict[str, str | None]) -> None:
+    """Refuse a gateway's settings that break the deployment rules (``domain.deployment``) in the
+    mode ``RETRY_PIPELINES_ENV`` names, before any item is claimed."""
+    production = deployment.is_production(os.environ.get(deployment.MODE_ENV))
+    problems = deployment.gateway_url_problems(url_name, url, production=production)
+    for name, value in secrets.items():
+        problems += deployment.secret_problems(name, value, production=production)
+    deployment.require(problems)
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -36,4 +49,4 @@ def defs() -> dg.Definitions:
     return dg.Definitions(resources={"db": DatabaseResource()})
 
 
-__all__ = ["DATABASE_URL_ENV", "DatabaseResource"]
+__all__ = ["DATABASE_URL_ENV", "DatabaseResource", "check_gateway_settings"]

@@ -4,6 +4,7 @@ from datetime import date
 
 import dagster as dg
 
+from retry_pipelines.defs.resources import check_gateway_settings
 from retry_pipelines.gateways.fbr import FbrClient, FbrSettings
 from retry_pipelines.gateways.tokens import StaticToken
 
@@ -22,6 +23,8 @@ class FbrResource(dg.ConfigurableResource):
     rate_per_second: float = 50.0
 
     def client(self, connections: int = 32) -> FbrClient:
+        secrets = {} if self.token_file else {"FBR_API_TOKEN": self.token}
+        check_gateway_settings("FBR_API_BASE_URL", self.base_url, secrets)
         expires = date.fromisoformat(self.token_expires_on) if self.token_expires_on else None
         source = (
             StaticToken(file=self.token_file, expires_on=expires)

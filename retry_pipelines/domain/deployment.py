@@ -1,0 +1,104 @@
+"""Configuration rules for a deployment: gateway URLs and secrets.
+
+Always: a gateway URL must be an absolute http(s) URL with a host and no credentials in it, and a
+secret must not be empty. In production mode (``RETRY_PIPELINES_ENV=production``) also: only
+HTTPS, and no weak or default secret (shorter than 16 characters, fewer than 8 distinct
+characters, a placeholder such as ``changeme``, or one of the sandbox's and demo's built-in
+values). Messages name the setting and the rule, never the secret's value.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+MODE_ENV = "RETRY_PIPELINES_ENV"
+PRODUCTION = "production"
+MIN_SECRET_LENGTH = 16
+MIN_DISTINCT_CHARACTERS = 8
+
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        # the local sandboxes' and the demo's built-in credentials
+        "sandbox-token",
+        "demo-sandbox-token",
+        "sandbox-client-id",
+        "sandbox-client-secret",
+    }
+)
+PLACEHOLDERS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "token",
+        "test",
+        "testing",
+        "example",
+        "default",
+        "sandbox",
+        "demo",
+        "xxx",
+        "todo",
+        "replace-me",
+        "your-token-here",
+        "your-secret-here",
+    }
+)
+
+
+class UnsafeConfiguration(ValueError):
+    """A setting breaks a deployment rule; ``problems`` lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(problems))
+
+
+def is_production(mode: str | None) -> bool:
+    """``mode`` is the value of ``RETRY_PIPELINES_ENV``; anything but a known one is refused."""
+    value = (mode or "development").strip().lower()
+    if value not in (PRODUCTION, "development"):
+        raise UnsafeConfiguration(
+            [f"{MODE_ENV} must be 'production' or 'development', got {mode!r}"]
+        )
+    return value == PRODUCTION
+
+
+def gateway_url_problems(name: str, url: str | None, *, production: bool) -> list[str]:
+    if not url or not url.strip():
+        return [f"{name} is empty"]
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError as exc:
+        return [f"{name} is not a valid URL ({exc})"]
+    if parts.scheme not in ("http", "https") or not host:
+        return [f"{name} must be an absolute http(s) URL with a host"]
+    problems = []
+    if parts.username or parts.password:
+        problems.append(f"{name} must not carry credentials; use the credential settings")
+    if production and parts.scheme != "https":
+        problems.append(f"{name} must use https in production (plain http would expose secrets)")
+    return problems
+
+
+def secret_problems(name: str, value: str | None, *, production: bool) -> list[str]:
+    if not value or not value.strip():
+        return [f"{name} is empty"]
+    if not production:
+        return []
+    if value in KNOWN_DEFAULT_SECRETS or value.strip().lower() in PLACEHOLDERS:
+        return [f"{name} is a built-in default or placeholder value; set the real credential"]
+    if len(value) < MIN_SECRET_LENGTH:
+        return [f"{name} is too short for production (at least {MIN_SECRET_LENGTH} characters)"]
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        return [f"{name} is too repetitive for production (a real credential is random)"]
+    return []
+
+
+def require(problems: list[str]) -> None:
+    if problems:
+        raise UnsafeConfiguration(problems)
