@@ -70,6 +70,34 @@ def cmd_seed(args) -> int:
     return 0
 
 
+def cmd_enqueue(args) -> int:
+    """Queue invoices from a JSON file: a list of ``{"reference": ..., "payload": {...}}``."""
+    import json
+
+    from retry_pipelines.engine.intake import enqueue_invoices
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            entries = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"retry-pipelines: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        print(
+            f"retry-pipelines: {args.file} must hold a JSON list of "
+            '{"reference": ..., "payload": {...}} objects; nothing was queued',
+            file=sys.stderr,
+        )
+        return 2
+    result = enqueue_invoices(
+        _engine(args), [(e.get("reference"), e.get("payload")) for e in entries]
+    )
+    print(f"queued {len(result.queued)}, refused {len(result.refused)}")
+    for refusal in result.refused:
+        print(f"refused {refusal}")
+    return 1 if result.refused else 0
+
+
 def cmd_sandbox(args) -> int:
     from retry_pipelines.sandbox.__main__ import main as sandbox_main
 
@@ -112,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--invalid-share", type=float, default=0.15)
     seed.add_argument("--prefix", default="INV")
     seed.set_defaults(func=cmd_seed)
+
+    enqueue = sub.add_parser(
+        "enqueue", help="queue FBR invoices from a JSON file, refusing bad ones with the reasons"
+    )
+    enqueue.add_argument("file", help='a JSON list of {"reference": ..., "payload": {...}}')
+    enqueue.set_defaults(func=cmd_enqueue)
 
     sandbox = sub.add_parser(
         "sandbox", help="serve a local FBR or PayPal sandbox (`retry-pipelines sandbox -- --help`)"

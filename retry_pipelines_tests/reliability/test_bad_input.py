@@ -244,3 +244,27 @@ def test_a_production_run_with_unsafe_settings_fails_before_claiming(
     with sqlite_engine.connect() as conn:
         rows = conn.execute(select(t.c.status, t.c.attempt_count)).all()
     assert rows == [("pending", 1)] * 5, "nothing may be claimed or spent"
+
+
+def test_enqueue_command_queues_good_invoices_and_lists_each_refusal(sqlite_url, tmp_path, capsys):
+    import json
+
+    from retry_pipelines.cli import main
+
+    bad = good_payload(2)
+    bad["items"][0]["quantity"] = -1
+    path = tmp_path / "invoices.json"
+    entries = [{"reference": "CLI-1", "payload": good_payload(1)}]
+    entries.append({"reference": "CLI-2", "payload": bad})
+    path.write_text(json.dumps(entries))
+    assert main(["--database-url", sqlite_url, "enqueue", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "queued 1, refused 1" in out
+    assert "refused CLI-2: items[0].quantity: must be a finite amount >= 0, got -1" in out
+
+    path.write_text("{not json")
+    assert main(["--database-url", sqlite_url, "enqueue", str(path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    path.write_text('{"reference": "CLI-3"}')
+    assert main(["--database-url", sqlite_url, "enqueue", str(path)]) == 2
+    assert "nothing was queued" in capsys.readouterr().err
