@@ -3,6 +3,7 @@ in the same transaction as the change."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,13 +12,24 @@ from sqlalchemy import Engine, insert, select, update
 from retry_pipelines.domain.states import INVOICE, InvoiceStatus
 from retry_pipelines.store.tables import admin_audit, invoices
 
+ADMIN_ALLOWLIST_ENV = "RETRY_PIPELINES_ADMIN_IDS"
+"""Comma-separated admin ids allowed to act; unset or empty allows any non-empty id."""
+
 
 class AdminError(ValueError):
     """An operator request that cannot be carried out; the message says why."""
 
 
+def admin_allowlist(value: str | None = None) -> frozenset[str]:
+    value = os.environ.get(ADMIN_ALLOWLIST_ENV, "") if value is None else value
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Actor:
+    """Who acts and why. Every admin action is built from one, so the checks here (including
+    the allowlist in ``RETRY_PIPELINES_ADMIN_IDS``, read when the actor is made) apply to all."""
+
     admin_id: str
     reason: str
     run_id: str | None = None
@@ -25,6 +37,12 @@ class Actor:
     def __post_init__(self) -> None:
         if not self.admin_id or not self.admin_id.strip():
             raise AdminError("admin_id is required")
+        allowed = admin_allowlist()
+        if allowed and self.admin_id.strip() not in allowed:
+            raise AdminError(
+                f"admin_id {self.admin_id.strip()!r} is not allowed to act: it is not in "
+                f"{ADMIN_ALLOWLIST_ENV}"
+            )
         if not self.reason or len(self.reason.strip()) < 5:
             raise AdminError("reason is required (at least 5 characters): say why")
 
