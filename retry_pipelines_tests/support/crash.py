@@ -95,8 +95,9 @@ def fail_killed_runs(env: dict[str, str]) -> list[str]:
     return failed
 
 
-def run_to_completion(job: str, env: dict[str, str], config: Path):
-    return execute_job(job, env, cwd=env["DAGSTER_HOME"], config_file=str(config))
+def run_to_completion(job: str, env: dict[str, str], config: Path | None):
+    config_file = str(config) if config else None
+    return execute_job(job, env, cwd=env["DAGSTER_HOME"], config_file=config_file)
 
 
 def kill_and_sweep(
