@@ -268,3 +268,29 @@ def test_enqueue_command_queues_good_invoices_and_lists_each_refusal(sqlite_url,
     path.write_text('{"reference": "CLI-3"}')
     assert main(["--database-url", sqlite_url, "enqueue", str(path)]) == 2
     assert "nothing was queued" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "words"),
+    [
+        ("http://alerts.example/hook", "h7Kq2Lm9Xw4Rz8Tn", "URL must use https in production"),
+        ("https://alerts.example/hook", "changeme", "built-in default or placeholder"),
+    ],
+)
+def test_production_alert_webhook_with_unsafe_settings_is_refused(monkeypatch, url, secret, words):
+    from retry_pipelines.defs.alerts.resources import SECRET_ENV, URL_ENV, AlertWebhookResource
+    from retry_pipelines.defs.alerts.sensors import asset_check_alert_sensor
+
+    monkeypatch.setenv(deployment.MODE_ENV, "production")
+    monkeypatch.setenv(URL_ENV, url)
+    monkeypatch.setenv(SECRET_ENV, secret)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(
+            instance=instance, resources={"alert_webhook": AlertWebhookResource()}
+        ) as context,
+    ):
+        result = asset_check_alert_sensor(context)
+    assert result.skip_message.startswith("alert webhook refused: ")
+    assert words in result.skip_message
+    assert secret not in result.skip_message

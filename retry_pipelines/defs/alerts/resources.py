@@ -12,6 +12,7 @@ import dagster as dg
 
 from retry_pipelines.alerts import WebhookSettings
 from retry_pipelines.alerts.payload import secrets_from_env
+from retry_pipelines.domain import deployment
 
 URL_ENV = "RETRY_PIPELINES_ALERT_WEBHOOK_URL"
 SECRET_ENV = "RETRY_PIPELINES_ALERT_WEBHOOK_SECRET"
@@ -29,8 +30,23 @@ class AlertWebhookResource(dg.ConfigurableResource):
         """The variables that must still be set before alerts can be sent."""
         return [name for name in (self.url_env, self.secret_env) if not dg.EnvVar(name).get_value()]
 
-    def settings(self) -> WebhookSettings | None:
+    def unsafe(self) -> list[str]:
+        """Deployment rules the configured URL and secret break (``domain.deployment``): in
+        production mode, a plain-http URL or a weak or default secret."""
         if self.missing():
+            return []
+        try:
+            production = deployment.is_production(os.environ.get(deployment.MODE_ENV))
+        except deployment.UnsafeConfiguration as exc:
+            return list(exc.problems)
+        url = dg.EnvVar(self.url_env).get_value()
+        secret = dg.EnvVar(self.secret_env).get_value()
+        return deployment.gateway_url_problems(
+            self.url_env, url, production=production
+        ) + deployment.secret_problems(self.secret_env, secret, production=production)
+
+    def settings(self) -> WebhookSettings | None:
+        if self.missing() or self.unsafe():
             return None
         return WebhookSettings(
             url=dg.EnvVar(self.url_env).get_value() or "",
@@ -40,7 +56,9 @@ class AlertWebhookResource(dg.ConfigurableResource):
         )
 
     def not_configured_reason(self) -> str:
-        return f"alert webhook not configured: set {' and '.join(self.missing())}"
+        if self.missing():
+            return f"alert webhook not configured: set {' and '.join(self.missing())}"
+        return f"alert webhook refused: {'; '.join(self.unsafe())}"
 
     def known_secrets(self) -> list[str]:
         """Values an alert must never contain: the webhook's own and the gateways' credentials."""
