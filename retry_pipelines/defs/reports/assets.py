@@ -1,10 +1,12 @@
 """Report assets: daily retry metrics and error distributions (partitioned by UTC day, also kept
 in report tables), and a backlog snapshot every 15 minutes."""
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
 from retry_pipelines.defs.reports.metadata import check_result, numeric_metadata, table_records
 from retry_pipelines.defs.resources import DatabaseResource
@@ -35,9 +37,20 @@ ERROR_SCHEMA = dg.TableSchema(
 )
 
 
-def _days(context: dg.AssetExecutionContext) -> tuple[date, date]:
+def _store_partition(
+    context: dg.AssetExecutionContext,
+    db: DatabaseResource,
+    report: str,
+    compute: Callable[[Engine, date, date], pd.DataFrame],
+) -> tuple[pd.DataFrame, date]:
+    """Compute the partition's days in SQL and replace their stored report rows."""
     window = context.partition_time_window
-    return window.start.date(), window.end.date()
+    start, end = window.start.date(), window.end.date()
+    frame = compute(db.engine, start, end)
+    storage.write_report(
+        db.engine, report, frame, start, end, now=datetime.now(UTC), run_id=context.run.run_id
+    )
+    return frame, start
 
 
 @dg.asset(
@@ -61,17 +74,7 @@ def _days(context: dg.AssetExecutionContext) -> tuple[date, date]:
     "to success, dead-lettered, held, p50/p95 submit latency. Also stored in retry_metrics_daily.",
 )
 def retry_metrics(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
-    start, end = _days(context)
-    frame = compute_retry_metrics(db.engine, start, end)
-    storage.write_report(
-        db.engine,
-        storage.METRICS_REPORT,
-        frame,
-        start,
-        end,
-        now=datetime.now(UTC),
-        run_id=context.run.run_id,
-    )
+    frame, start = _store_partition(context, db, storage.METRICS_REPORT, compute_retry_metrics)
     trailing = storage.trailing_failure_rates(db.engine, start, checks.SPIKE_WINDOW_DAYS)
     return dg.MaterializeResult(
         metadata={
@@ -96,17 +99,7 @@ def retry_metrics(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg
 def error_distribution_report(
     context: dg.AssetExecutionContext, db: DatabaseResource
 ) -> dg.Output[pd.DataFrame]:
-    start, end = _days(context)
-    frame = error_distribution(db.engine, start, end)
-    storage.write_report(
-        db.engine,
-        storage.ERRORS_REPORT,
-        frame,
-        start,
-        end,
-        now=datetime.now(UTC),
-        run_id=context.run.run_id,
-    )
+    frame, _ = _store_partition(context, db, storage.ERRORS_REPORT, error_distribution)
     failures = frame.groupby("gateway")["failures"].sum()
     return dg.Output(
         frame,
