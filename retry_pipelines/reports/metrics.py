@@ -8,8 +8,9 @@ Per UTC day (of an attempt's ``started_at``) and gateway:
 - ``success_rate`` = successes / finished attempts (None when nothing finished);
 - ``avg_attempts_to_success``: the mean attempt number of that day's successful attempts (1 =
   first try);
-- ``dead_lettered`` / ``held``: items that moved to ``dead`` / ``needs_reconciliation`` that day
-  (their ``updated_at``) and are still there when the report runs;
+- ``dead_lettered`` / ``held``: items that moved to ``dead`` / their queue's held status
+  (``needs_reconciliation``) that day (their ``updated_at``) and are still there when the report
+  runs;
 - ``latency_p50_ms`` / ``latency_p95_ms``: ``percentile_cont`` of the finished attempts' latency.
 """
 
@@ -18,15 +19,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Float, and_, case, cast, func, literal_column, select
+from sqlalchemy import Connection, Engine, Float, and_, case, cast, func, select
 
 from retry_pipelines.reports.sql import as_date, day_bounds, days, sqlite_percentile, utc_day
 from retry_pipelines.store.queues import QUEUES, WorkQueue
 
 GATEWAYS = tuple(QUEUES)
 DEAD = ("dead",)
-HELD = {"fbr": ("needs_reconciliation",), "paypal": ()}
-"""Statuses an item is held in for an operator (PayPal resends with the same ids instead)."""
 
 COLUMNS = (
     "day",
@@ -83,13 +82,13 @@ def _attempt_stats(conn: Connection, queue: WorkQueue, start: date, end: date) -
 def _item_stats(conn: Connection, queue: WorkQueue, start: date, end: date) -> list[dict]:
     t = queue.items
     lo, hi = day_bounds(start, end)
-    held = HELD[queue.name]
+    held = (queue.held_status,)  # waiting for an operator or reconciliation
     day = utc_day(t.c.updated_at, conn.dialect.name).label("day")
     stmt = (
         select(
             day,
             _count_if(t.c.status.in_(DEAD)).label("dead_lettered"),
-            (_count_if(t.c.status.in_(held)) if held else literal_column("0")).label("held"),
+            _count_if(t.c.status.in_(held)).label("held"),
         )
         .where(t.c.updated_at >= lo, t.c.updated_at < hi, t.c.status.in_(DEAD + held))
         .group_by(day)

@@ -25,8 +25,8 @@ from retry_pipelines.store.tables import admin_audit
 
 REQUIRED_REPORTS = (METRICS_REPORT, ERRORS_REPORT)
 FINAL_STATUSES = {
-    # needs_reconciliation is terminal for the machine but waits for an operator, who needs the
-    # attempts as evidence; it is not final here.
+    # needs_reconciliation (both queues' held status) is terminal for the machines but waits for
+    # an operator or reconciliation, who need the attempts as evidence: it is not final here.
     "fbr": ("submitted", "dead", "abandoned"),
     "paypal": ("completed", "denied", "canceled", "dead"),
 }

@@ -48,8 +48,8 @@ def test_retry_metrics_of_a_day(seeded):
     assert paypal["in_flight"] == 0
     assert paypal["success_rate"] == pytest.approx(0.5)  # 3 / 6
     assert paypal["avg_attempts_to_success"] == pytest.approx(5 / 3)  # (3 + 1 + 1) / 3
-    assert paypal["dead_lettered"] == 1
-    assert paypal["held"] == 0
+    assert paypal["dead_lettered"] == 1  # b2
+    assert paypal["held"] == 1  # b5
     # sorted 40 50 60 70 80 90: p50 at 0.5*5 = 2.5 -> 60 + 0.5*10 = 65;
     # p95 at 0.95*5 = 4.75 -> 80 + 0.75*10 = 87.5
     assert paypal["latency_p50_ms"] == pytest.approx(65)

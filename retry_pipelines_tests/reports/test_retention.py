@@ -141,4 +141,4 @@ def test_keep_days_must_be_positive(sqlite_engine):
 def test_final_statuses_are_terminal_states_of_each_machine():
     for gateway, statuses in FINAL_STATUSES.items():
         assert set(statuses) <= QUEUES[gateway].machine.terminal
-    assert "needs_reconciliation" not in FINAL_STATUSES["fbr"]
+        assert QUEUES[gateway].held_status not in statuses

@@ -131,7 +131,7 @@ def seed_scenario(engine: Engine, day: date = DAY) -> None:
     ):
         set_status(engine, INVOICES, item, status, when)
 
-    b1, b2, b3, b4 = insert_batches(engine, 4, now=before)
+    b1, b2, b3, b4, b5 = insert_batches(engine, 5, now=before)
     unavailable = ("TRANSIENT", "INTERNAL_SERVICE_ERROR", "Service unavailable")
     add_attempts(
         engine,
@@ -156,5 +156,6 @@ def seed_scenario(engine: Engine, day: date = DAY) -> None:
         (b2, "dead", at(day, 10)),
         (b3, "completed", at(day, 11)),
         (b4, "submitted", at(day, 12)),
+        (b5, "needs_reconciliation", at(day, 13)),  # crafted: held, its attempts long gone
     ):
         set_status(engine, PAYOUTS, item, status, when)
