@@ -294,3 +294,34 @@ def test_production_alert_webhook_with_unsafe_settings_is_refused(monkeypatch, u
     assert result.skip_message.startswith("alert webhook refused: ")
     assert words in result.skip_message
     assert secret not in result.skip_message
+
+
+def test_a_production_paypal_run_with_a_default_secret_fails_before_claiming(
+    sqlite_url, sqlite_engine, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from retry_pipelines.defs.paypal.resources import PaypalResource
+    from retry_pipelines.defs.paypal.retry import retry_payout_batches
+    from retry_pipelines.engine.payouts import PayoutItem, record_batch
+
+    monkeypatch.setenv(deployment.MODE_ENV, "production")
+    items = [PayoutItem("p@example.com", "5.00", "USD", "p1")]
+    record_batch(sqlite_engine, cycle_id="prod-1", items=items, now=datetime.now(UTC))
+    paypal = PaypalResource(
+        base_url="https://api-m.paypal.example",
+        client_id="live-client",
+        client_secret="sandbox-client-secret",
+    )
+    result = retry_payout_batches.execute_in_process(
+        resources={"db": DatabaseResource(url=sqlite_url), "paypal": paypal},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.error.to_string()
+    assert "PAYPAL_CLIENT_SECRET is a built-in default or placeholder value" in message
+    assert "sandbox-client-secret" not in message
+    b = tables.payout_batches
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(b.c.status, b.c.attempt_count)).all() == [("pending", 0)]

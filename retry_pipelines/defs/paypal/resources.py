@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from retry_pipelines.defs.resources import check_gateway_settings
 from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
 
 
@@ -15,6 +16,9 @@ class PaypalResource(dg.ConfigurableResource):
     read_timeout_seconds: float = 30.0
 
     def client(self) -> PaypalClient:
+        check_gateway_settings(
+            "PAYPAL_API_BASE_URL", self.base_url, {"PAYPAL_CLIENT_SECRET": self.client_secret}
+        )
         return PaypalClient(
             PaypalSettings(
                 base_url=self.base_url,
