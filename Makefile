@@ -53,6 +53,7 @@ format: install
 bench: install
 	$(BIN)/python -m benchmarks.claims
 	$(BIN)/python -m benchmarks.submit
+	$(BIN)/python -m benchmarks.reports
 
 clean:
 	rm -rf .retry_pipelines .dagster_home
