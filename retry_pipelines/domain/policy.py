@@ -156,11 +156,14 @@ class RetryPolicy:
         now: datetime,
         u: float,
         earlier_ambiguous: bool = False,
+        gateway_down: bool = False,
     ) -> Decision:
         """Decide the next step after ``failure``.
 
         ``attempts_counted`` is how many attempts had already spent the item's budget before this
-        one. Gateway-level failures (rate limit, expired token) do not spend it.
+        one. Gateway-level failures (rate limit, expired token) do not spend it, and neither does
+        any failure while the gateway is known to be down (``gateway_down``: its circuit breaker
+        was open or half-open, or this failure tripped it).
         ``earlier_ambiguous``: an earlier attempt of the item may have been processed.
         """
         if failure.ambiguous and self.hold_ambiguous:
@@ -170,7 +173,7 @@ class RetryPolicy:
                 counts_against_budget=True,
             )
         retryable, max_retries, _, _ = self._rule(failure.error_type)
-        counts = not failure.gateway_level
+        counts = not (failure.gateway_level or gateway_down)
         spent = attempts_counted + (1 if counts else 0)
         give_up = None
         if not retryable:
