@@ -42,8 +42,11 @@ from retry_pipelines.store.queues import WorkQueue
 
 
 @functools.cache
-def _claim_template(queue: WorkQueue, dialect: str, with_max_age: bool, with_ids: bool) -> Update:
-    """Built once per queue and dialect; the values are bound at execution."""
+def _claim_template(
+    queue: WorkQueue, dialect: str, with_max_age: bool, with_ids: bool, attempted: bool | None
+) -> Update:
+    """Built once per queue and dialect; the values are bound at execution. ``attempted``: only
+    first attempts (False) or only retries (True)."""
     t = queue.items
     now = bindparam("now", type_=t.c.next_attempt_at.type)
     eligible = [
@@ -56,6 +59,8 @@ def _claim_template(queue: WorkQueue, dialect: str, with_max_age: bool, with_ids
         eligible.append(t.c.created_at >= bindparam("oldest", type_=t.c.created_at.type))
     if with_ids:
         eligible.append(t.c.id.in_(bindparam("only_ids", expanding=True)))
+    if attempted is not None:
+        eligible.append(t.c.attempt_count > 0 if attempted else t.c.attempt_count == 0)
     candidates = (
         select(t.c.id)
         .where(*eligible)
@@ -89,6 +94,7 @@ def claim_statement(
     max_age: timedelta | None = None,
     lease: timedelta | None = None,
     only_ids: Sequence[int] | None = None,
+    attempted: bool | None = None,
 ) -> tuple[Update, dict]:
     """The single statement that selects, locks and leases up to ``limit`` due items, and the
     values to execute it with."""
@@ -105,7 +111,7 @@ def claim_statement(
         params["oldest"] = now - max_age
     if only_ids is not None:
         params["only_ids"] = list(only_ids)
-    template = _claim_template(queue, dialect, max_age is not None, only_ids is not None)
+    template = _claim_template(queue, dialect, max_age is not None, only_ids is not None, attempted)
     return template, params
 
 

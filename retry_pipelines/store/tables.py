@@ -234,6 +234,42 @@ gateway_state = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# Circuit breakers (migration 0003): one row per gateway, changed only under a row lock, and one
+# history row per state change.
+
+gateway_breakers = Table(
+    "gateway_breakers",
+    metadata,
+    Column("gateway", String(16), primary_key=True),
+    Column("state", String(16), nullable=False, server_default="closed"),
+    Column("window_start", UTCDateTime),
+    Column("calls", Integer, nullable=False, server_default="0"),
+    Column("retries", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("trips", Integer, nullable=False, server_default="0"),
+    Column("opened_at", UTCDateTime),
+    Column("open_until", UTCDateTime),
+    Column("half_open_at", UTCDateTime),
+    Column("probes_out", Integer, nullable=False, server_default="0"),
+    Column("rate_factor", Float, nullable=False, server_default="1"),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+breaker_changes = Table(
+    "breaker_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gateway", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("open_until", UTCDateTime),
+    Column("run_id", String(64)),
+    Index("ix_breaker_changes_gateway_at", "gateway", "at"),
+)
+
 admin_audit = Table(
     "admin_audit",
     metadata,

@@ -26,7 +26,7 @@ def test_0002_goes_up_and_down_alone(empty_engine):
     before = set(inspect(empty_engine).get_table_names())
     assert not REPORT_TABLES & before
 
-    migrate.upgrade(empty_engine)
+    migrate.upgrade(empty_engine, "0002")
     assert migrate.current_revision(empty_engine) == "0002"
     assert set(inspect(empty_engine).get_table_names()) == before | REPORT_TABLES
     pk = inspect(empty_engine).get_pk_constraint("error_distribution_daily")
