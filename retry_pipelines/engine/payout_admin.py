@@ -40,7 +40,10 @@ def override_status(
             BATCH.require(row["status"], new_status, admin=True)
         except IllegalTransition as exc:
             raise AdminError(str(exc)) from None
-        conn.execute(
+        # Back to the queue means a fresh budget, as a requeue does: a batch that had spent its
+        # attempts could otherwise never be claimed again.
+        requeue = {"counted_attempts": 0, "next_attempt_at": now} if new_status == "pending" else {}
+        moved = conn.execute(
             update(payout_batches)
             .where(payout_batches.c.id == batch_id, payout_batches.c.status == row["status"])
             .values(
@@ -49,8 +52,11 @@ def override_status(
                 updated_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
+                **requeue,
             )
-        )
+        ).rowcount
+        if moved != 1:
+            raise AdminError(f"payout batch {batch_id} changed meanwhile; look again and retry")
         audit(
             conn, actor, "override", batch_id, row["status"], new_status, now, entity="payout_batch"
         )

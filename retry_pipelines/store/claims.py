@@ -27,9 +27,11 @@ from sqlalchemy import (
     Engine,
     Integer,
     RowMapping,
+    Text,
     Update,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -200,21 +202,38 @@ class SweepResult:
         return len(self.returned) + len(self.interrupted)
 
 
-def sweep_expired(engine: Engine, queue: WorkQueue, *, now: datetime) -> SweepResult:
-    """Take back every item whose lease has expired, and say how many and which."""
+def sweep_expired(
+    engine: Engine, queue: WorkQueue, *, now: datetime, max_attempts: int | None = None
+) -> SweepResult:
+    """Take back every item whose lease has expired, and say how many and which.
+
+    An item whose request was in flight goes to the queue's ``interrupted_status``. Where that is
+    the ready state (PayPal: resending with the same ids is safe), an item whose budget of
+    ``max_attempts`` is already spent goes to the queue's ``held_status`` instead: it can no
+    longer be claimed, and its last request may have been processed.
+    """
     t, a = queue.items, queue.attempts
     expired = and_(_is(t.c.status, queue.processing), t.c.lease_expires_at < now)
     in_flight = exists().where(queue.fk == t.c.id, a.c.outcome == "in_flight")
     freed = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    interrupted_status = bindparam(None, queue.interrupted_status, type_=t.c.status.type)
+    reason = bindparam(None, "worker lost its lease while a request was in flight", type_=Text)
+    if max_attempts is not None and queue.interrupted_status == queue.ready:
+        spent = t.c.counted_attempts >= max_attempts
+        interrupted_status = case((spent, queue.held_status), else_=interrupted_status)
+        reason = case(
+            (
+                spent,
+                "worker lost its lease during the last allowed attempt; it may have been "
+                "processed: held for a manual retry (which adopts the batch if the gateway has it)",
+            ),
+            else_=reason,
+        )
     with engine.begin() as conn:
         interrupted = conn.execute(
             update(t)
             .where(expired, in_flight)
-            .values(
-                status=queue.interrupted_status,
-                status_reason="worker lost its lease while a request was in flight",
-                **freed,
-            )
+            .values(status=interrupted_status, status_reason=reason, **freed)
             .returning(t.c.id)
         ).scalars()
         interrupted = tuple(sorted(interrupted))

@@ -143,6 +143,31 @@ def test_sweep_holds_fbr_posts_in_flight_but_resends_paypal(engine, queue, expec
     assert attempt.delivery == "ambiguous"
 
 
+@pytest.mark.parametrize(
+    ("spent_before", "expected"), [(2, "pending"), (3, "needs_reconciliation")]
+)
+def test_paypal_batch_interrupted_on_its_last_allowed_attempt_is_held(
+    engine, spent_before, expected
+):
+    """Budget 4 (PayPal's default: 3 retries). With 2 spent, the interrupted attempt is the 3rd:
+    the batch goes back to the queue. With 3 spent, it is the 4th and last: a pending batch could
+    never be claimed again, and PayPal may have it, so it is held for a manual retry."""
+    from sqlalchemy import update
+
+    from retry_pipelines.engine.maintenance import sweep
+
+    [batch] = insert_batches(engine, 1, now=NOW)
+    with engine.begin() as conn:
+        conn.execute(update(tables.payout_batches).values(counted_attempts=spent_before))
+    _claim(engine, owner="a", queue=PAYOUTS, lease=timedelta(seconds=30))
+    start_attempt(engine, PAYOUTS, batch, owner="a", now=NOW)
+    result = sweep(engine, PAYOUTS, now=NOW + timedelta(minutes=1))
+    assert result.interrupted == (batch,)
+    assert _statuses(engine, tables.payout_batches)[batch] == expected
+    claimable = _claim(engine, owner="b", queue=PAYOUTS, now=NOW + timedelta(hours=1))
+    assert [r["id"] for r in claimable] == ([batch] if expected == "pending" else [])
+
+
 def test_attempt_and_next_state_are_recorded_together(engine):
     [item] = insert_invoices(engine, 1, now=NOW)
     _claim(engine, owner="a")

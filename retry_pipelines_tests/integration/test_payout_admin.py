@@ -59,6 +59,19 @@ def test_override_follows_admin_transitions(engine, status, target, allowed):
     ) == ("finance-sara", ADMIN.reason, status, target, "run-7", "payout_batch")
 
 
+@pytest.mark.parametrize("status", ["dead", "needs_reconciliation"])
+def test_override_back_to_pending_gives_a_fresh_budget(engine, status):
+    from retry_pipelines.store import claims
+    from retry_pipelines.store.queues import PAYOUTS
+
+    batch_id = _batch(engine, status)
+    with engine.begin() as conn:
+        conn.execute(update(tables.payout_batches).values(counted_attempts=4))
+    override_status(engine, ADMIN, batch_id=batch_id, new_status="pending", now=NOW)
+    rows = claims.claim(engine, PAYOUTS, owner="w", limit=5, now=NOW, max_attempts=4)
+    assert [r["id"] for r in rows] == [batch_id]
+
+
 def test_second_manual_retry_is_refused_naming_holder_and_expiry(engine):
     batch_id = _batch(engine, "dead")
     now = datetime.now(UTC)

@@ -10,9 +10,9 @@ from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_sensor_result
 from retry_pipelines.domain.policy import FBR_DEFAULT
+from retry_pipelines.engine import maintenance
 from retry_pipelines.engine.fbr import retry_invoices
 from retry_pipelines.engine.pipeline import RunOptions
-from retry_pipelines.store import claims
 from retry_pipelines.store.queues import INVOICES
 
 GATEWAY_TAG = "retry_pipelines/gateway"
@@ -51,7 +51,7 @@ class RetryInvoicesConfig(dg.Config):
 
 @dg.op(description="Return expired FBR leases to the queue (or hold them if a post was in flight).")
 def sweep_invoice_leases(context: dg.OpExecutionContext, db: DatabaseResource) -> int:
-    result = claims.sweep_expired(db.engine, INVOICES, now=datetime.now(UTC))
+    result = maintenance.sweep(db.engine, INVOICES, now=datetime.now(UTC))
     context.add_output_metadata(
         {"returned": len(result.returned), "held_in_flight": len(result.interrupted)}
     )

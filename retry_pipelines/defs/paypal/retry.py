@@ -10,9 +10,9 @@ from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_sensor_result
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT
+from retry_pipelines.engine import maintenance
 from retry_pipelines.engine import paypal as payouts
 from retry_pipelines.engine.pipeline import RunOptions
-from retry_pipelines.store import claims
 from retry_pipelines.store.queues import PAYOUTS
 
 
@@ -40,7 +40,7 @@ class RetryPayoutsConfig(dg.Config):
 
 @dg.op(description="Return expired payout leases to the queue (same ids are resent: safe).")
 def sweep_payout_leases(context: dg.OpExecutionContext, db: DatabaseResource) -> int:
-    result = claims.sweep_expired(db.engine, PAYOUTS, now=datetime.now(UTC))
+    result = maintenance.sweep(db.engine, PAYOUTS, now=datetime.now(UTC))
     context.add_output_metadata({"returned": result.count})
     return result.count
 
