@@ -19,7 +19,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Engine, delete, exists, func, insert, select
 
 from retry_pipelines.reports.sql import day_bounds
-from retry_pipelines.reports.storage import ERRORS_REPORT, METRICS_REPORT, days_with_reports
+from retry_pipelines.reports.storage import (
+    ERRORS_REPORT,
+    METRICS_REPORT,
+    PRUNE_AUDIT_ACTION,
+    PRUNED_ENTITY,
+    days_with_reports,
+)
 from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import admin_audit
 
@@ -30,7 +36,7 @@ FINAL_STATUSES = {
     "fbr": ("submitted", "dead", "abandoned"),
     "paypal": ("completed", "denied", "canceled", "dead"),
 }
-AUDIT_ACTION = "prune_attempt_history"
+AUDIT_ACTION = PRUNE_AUDIT_ACTION
 
 
 @dataclass
@@ -85,7 +91,7 @@ def prune_attempt_history(
                         at=now,
                         admin_id=admin_id,
                         action=AUDIT_ACTION,
-                        entity_type="attempt_history",
+                        entity_type=PRUNED_ENTITY,
                         entity_id=day.isoformat(),
                         reason=f"retention: keep {keep_days} days; both daily reports exist",
                         run_id=run_id,

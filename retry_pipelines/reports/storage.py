@@ -14,7 +14,12 @@ import pandas as pd
 from sqlalchemy import Engine, Table, delete, func, insert, select
 
 from retry_pipelines.reports.sql import as_date, days
-from retry_pipelines.store.tables import error_distribution_daily, report_days, retry_metrics_daily
+from retry_pipelines.store.tables import (
+    admin_audit,
+    error_distribution_daily,
+    report_days,
+    retry_metrics_daily,
+)
 
 METRICS_REPORT = "retry_metrics"
 ERRORS_REPORT = "error_distribution_report"
@@ -22,6 +27,24 @@ REPORT_TABLES: dict[str, Table] = {
     METRICS_REPORT: retry_metrics_daily,
     ERRORS_REPORT: error_distribution_daily,
 }
+PRUNE_AUDIT_ACTION = "prune_attempt_history"
+PRUNED_ENTITY = "attempt_history"
+"""Retention's audit rows name each pruned day (``entity_id`` = ISO date) under these."""
+
+
+def pruned_days(engine: Engine, start: date, end: date) -> set[date]:
+    """Days in ``[start, end)`` whose attempt rows retention has deleted (some or all): their
+    stored reports are the only full record, and a recomputation would overwrite them with
+    partial figures."""
+    t = admin_audit
+    wanted = [d.isoformat() for d in days(start, end)]
+    stmt = select(t.c.entity_id).where(
+        t.c.action == PRUNE_AUDIT_ACTION,
+        t.c.entity_type == PRUNED_ENTITY,
+        t.c.entity_id.in_(wanted),
+    )
+    with engine.connect() as conn:
+        return {date.fromisoformat(d) for d in conn.execute(stmt).scalars()}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -50,11 +73,15 @@ def write_report(
     run_id: str | None = None,
 ) -> dict[date, int]:
     """Replace the report's rows of each day in ``[start, end)`` by ``frame``'s rows of that day
-    (one transaction per day); returns the row count written per day."""
+    (one transaction per day); returns the row count written per day. Days whose attempt history
+    was pruned keep their stored report and are left out of the result."""
     table = REPORT_TABLES[report]
     columns = [c.name for c in table.columns]
     written = {}
+    kept = pruned_days(engine, start, end)
     for day in days(start, end):
+        if day in kept:
+            continue
         rows = _records(frame.loc[frame["day"] == day, columns])
         with engine.begin() as conn:
             conn.execute(delete(table).where(table.c.day == day))

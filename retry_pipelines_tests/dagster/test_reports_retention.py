@@ -72,3 +72,26 @@ def test_job_config_rejects_keep_days_below_one(sqlite_engine):
     assert error.cls_name == "ValidationError"
     assert "keep_days" in error.message
     assert "greater than or equal to 1" in error.message
+
+
+def test_a_day_whose_history_was_pruned_keeps_its_stored_report_when_materialized_again(engine):
+    """A backfill over pruned days must not overwrite their reports with what is left (nothing)."""
+    from retry_pipelines.reports.storage import read_report
+    from retry_pipelines_tests.dagster.test_reports import _metadata, materialize_day
+
+    now = datetime.now(UTC)
+    old = now.date() - timedelta(days=40)
+    for invoice in insert_invoices(engine, 3, now=at(old, 0)):
+        add_attempts(engine, INVOICES, invoice, [ok(at(old, 6), 3)])
+        set_status(engine, INVOICES, invoice, "submitted", at(old, 6))
+    assert materialize_day(engine, old).success
+    before = read_report(engine, METRICS_REPORT, old, old + timedelta(days=1))
+    assert _run(engine, keep_days=30).output_for_node("prune_old_attempts")["fbr/deleted"] == 3
+
+    again = materialize_day(engine, old)
+    assert again.success
+    after = read_report(engine, METRICS_REPORT, old, old + timedelta(days=1))
+    assert after.equals(before)
+    fbr = after.set_index("gateway").loc["fbr"]
+    assert (fbr["attempts"], fbr["successes"]) == (3, 3)
+    assert _metadata(again, "retry_metrics")["fbr/attempts"] == 3

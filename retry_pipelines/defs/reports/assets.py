@@ -50,6 +50,16 @@ def _store_partition(
     storage.write_report(
         db.engine, report, frame, start, end, now=datetime.now(UTC), run_id=context.run.run_id
     )
+    kept = storage.pruned_days(db.engine, start, end)
+    if kept:
+        # Retention deleted these days' attempts: the stored report is the record, not a rerun.
+        listed = ", ".join(d.isoformat() for d in sorted(kept))
+        context.log.warning(f"attempt history of {listed} was pruned: the stored report is kept")
+        stored = storage.read_report(db.engine, report, start, end)
+        frame = pd.concat(
+            [frame[~frame["day"].isin(kept)], stored[stored["day"].isin(kept)][frame.columns]],
+            ignore_index=True,
+        ).sort_values(list(frame.columns[:2]), kind="stable", ignore_index=True)
     return frame, start
 
 
