@@ -150,16 +150,22 @@ def renew(
 def release(
     engine: Engine, queue: WorkQueue, ids: Sequence[int], *, owner: str, now: datetime
 ) -> int:
-    """Hand unattempted claimed items back, due at once and with nothing spent."""
+    """Hand unattempted claimed items back, due at once and with nothing spent.
+
+    An item with an attempt in flight is never handed back, whatever the caller asks: its request
+    may have gone out. It keeps its lease, and the sweep settles it once the lease expires (held,
+    or resent with the same ids where the gateway dedupes)."""
     if not ids:
         return 0
-    t = queue.items
+    t, a = queue.items, queue.attempts
+    in_flight = exists().where(queue.fk == t.c.id, a.c.outcome == "in_flight")
     stmt = (
         update(t)
         .where(
             _is(t.c.status, queue.processing),
             t.c.lease_owner == owner,
             id_in(t.c.id, ids, engine.dialect.name),
+            ~in_flight,
         )
         .values(status=queue.ready, lease_owner=None, lease_expires_at=None, updated_at=now)
     )

@@ -168,6 +168,19 @@ def test_paypal_batch_interrupted_on_its_last_allowed_attempt_is_held(
     assert [r["id"] for r in claimable] == ([batch] if expected == "pending" else [])
 
 
+def test_release_never_hands_back_an_item_whose_request_is_in_flight(engine):
+    ids = insert_invoices(engine, 3, now=NOW)
+    rows = _claim(engine, owner="a", lease=timedelta(seconds=30))
+    started = rows[0]["id"]
+    start_attempt(engine, INVOICES, started, owner="a", now=NOW)
+    assert claims.release(engine, INVOICES, ids, owner="a", now=NOW) == 2
+    assert _statuses(engine)[started] == "processing"
+    # The sweep settles it once its lease has expired: held, as its post may have gone out.
+    swept = claims.sweep_expired(engine, INVOICES, now=NOW + timedelta(minutes=1))
+    assert swept.interrupted == (started,)
+    assert _statuses(engine)[started] == "needs_reconciliation"
+
+
 def test_attempt_and_next_state_are_recorded_together(engine):
     [item] = insert_invoices(engine, 1, now=NOW)
     _claim(engine, owner="a")

@@ -223,17 +223,7 @@ def _paypal_created_once(engine, sandbox) -> None:
     assert dict(rows) == created
 
 
-RELEASES_IN_FLIGHT = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: when a claim fails and the database is up again at once, run_pipeline's "
-    "finally releases every held item, including those whose request is in flight, to pending "
-    "with an in_flight attempt row; the sweep never sees them and the next run sends them again",
-)
-
-
-@pytest.mark.parametrize(
-    "mode", ["restart", "crash", pytest.param("dropped", marks=RELEASES_IN_FLIGHT)]
-)
+@pytest.mark.parametrize("mode", ["restart", "crash", "dropped"])
 @pytest.mark.parametrize("gateway", ["fbr", "paypal"])
 def test_database_outage_mid_run(
     gateway, mode, outage_server, outage_db, tmp_path, record_property
