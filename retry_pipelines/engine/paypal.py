@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, func, select, update
+from sqlalchemy import Engine, RowMapping, func, or_, select, update
 
 from retry_pipelines.domain.errors import Delivery
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
@@ -66,13 +66,14 @@ def create_body(batch: RowMapping, items: list[RowMapping]) -> dict[str, Any]:
 
 
 def _items_and_history(engine: Engine, batch_id: int) -> tuple[list[RowMapping], bool]:
-    """The batch's items, and whether an earlier attempt may have created it on PayPal."""
+    """The batch's items, and whether an earlier attempt may have created it on PayPal: one
+    recorded as ambiguous, or one that succeeded (a stalled worker's late success can stand on
+    an attempt the sweep had marked interrupted while the batch went back to the queue)."""
     a = payout_attempts
+    may_exist = or_(a.c.delivery == Delivery.AMBIGUOUS.value, a.c.outcome == "success")
     with engine.connect() as conn:
         ambiguous = conn.execute(
-            select(a.c.id)
-            .where(a.c.batch_id == batch_id, a.c.delivery == Delivery.AMBIGUOUS.value)
-            .limit(1)
+            select(a.c.id).where(a.c.batch_id == batch_id, may_exist).limit(1)
         ).first()
     return load_items(engine, batch_id), ambiguous is not None
 
@@ -250,7 +251,7 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
         log.warning("batch %s item %s: ignoring %s -> %s", batch_id, key, old, new)
         return False
     errors = item.get("errors") or {}
-    conn.execute(
+    moved = conn.execute(
         update(t)
         .where(t.c.batch_id == batch_id, t.c.sender_item_id == key, t.c.status == old)
         .values(
@@ -261,8 +262,8 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
             error_message=errors.get("message"),
             updated_at=now,
         )
-    )
-    return True
+    ).rowcount
+    return moved == 1
 
 
 def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[str | None, int]:

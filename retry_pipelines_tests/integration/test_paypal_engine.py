@@ -186,3 +186,34 @@ def test_items_still_open_past_the_window_are_no_longer_polled(engine):
     assert (within.items_polled, within.items_unresolved) == (1, 0)
     assert (past.items_polled, past.items_unresolved) == (0, 1)
     assert _items(engine)[0]["status"] == "UNCLAIMED"
+
+
+def test_an_earlier_success_or_ambiguous_attempt_means_paypal_may_have_the_batch(engine):
+    from sqlalchemy import insert
+
+    from retry_pipelines.engine.paypal import _items_and_history
+    from retry_pipelines_tests.support.factories import insert_batches
+
+    now = datetime.now(UTC)
+    plain, late_success, ambiguous = insert_batches(engine, 3, now=now)
+    rows = [
+        (plain, "failure", "not_delivered"),
+        (late_success, "success", None),
+        (ambiguous, "failure", "ambiguous"),
+    ]
+    with engine.begin() as conn:
+        for batch_id, outcome, delivery in rows:
+            conn.execute(
+                insert(tables.payout_attempts).values(
+                    batch_id=batch_id,
+                    attempt_number=1,
+                    started_at=now,
+                    outcome=outcome,
+                    delivery=delivery,
+                )
+            )
+    assert [_items_and_history(engine, b)[1] for b in (plain, late_success, ambiguous)] == [
+        False,
+        True,
+        True,
+    ]
