@@ -8,6 +8,7 @@ Both run by default: with no webhook configured they only skip, naming the missi
 and touch nothing.
 """
 
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,8 +20,13 @@ from retry_pipelines.alerts.payload import ASSET_CHECK_FAILURE, RUN_FAILURE
 from retry_pipelines.defs.alerts.resources import AlertWebhookResource
 
 GATEWAY_TAG = "retry_pipelines/gateway"
-CHECK_BATCH = 50
+CHECK_BATCH = 20
 """Failed-check evaluations read per tick; more wait for the next tick."""
+TICK_BUDGET_SECONDS = 30.0
+"""No new delivery starts after this long in one tick: with one delivery's worst case (3
+attempts of at most 5 s, plus backoff) the tick still ends well within Dagster's 60 s sensor
+timeout, so its cursor is saved and a slow receiver cannot make every tick resend the same
+alerts."""
 FIRST_TICK_LOOKBACK = timedelta(hours=24)
 """With no cursor yet (a new or reset sensor), only evaluations this recent are alerted on, so
 switching the sensor on does not replay the instance's whole history."""
@@ -178,8 +184,11 @@ def asset_check_alert_sensor(
     after = int(context.cursor) if context.cursor else None
     records = check_evaluations(context.instance, after, now=datetime.now(UTC))
     sent = 0
+    started = time.monotonic()
     for storage_id, alert in _alerts_in_location(context, records):
         if alert is not None:
+            if time.monotonic() - started > TICK_BUDGET_SECONDS:
+                return dg.SkipReason(f"{sent} alert(s) sent; the rest wait for the next tick")
             outcome = _deliver(context, alert_webhook, alert)
             if isinstance(outcome, dg.SkipReason):
                 return outcome
