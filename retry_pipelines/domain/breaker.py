@@ -263,10 +263,11 @@ def admit(b: Breaker, now: datetime, config: BreakerConfig) -> tuple[Step, Admis
 def claimed(
     b: Breaker, now: datetime, config: BreakerConfig, *, first: int, retries: int, granted: int = 0
 ) -> Step:
-    """After a claim: count the calls; hand back probe slots that were granted but not used."""
+    """After a claim: count the calls; hand back probe slots that were granted but not used.
+    Negative counts take back items that were claimed but released unsent."""
     step = advance(b, now, config)
     b = step.breaker
-    b = replace(b, calls=b.calls + first + retries, retries=b.retries + retries)
+    b = replace(b, calls=max(b.calls + first + retries, 0), retries=max(b.retries + retries, 0))
     if b.state is BreakerState.HALF_OPEN and granted:
         unused = max(granted - first - retries, 0)
         b = replace(b, probes_out=max(b.probes_out - unused, 0))

@@ -10,6 +10,14 @@ waits on the network.
 A gateway-level failure (rate limit, refused credentials) pauses the whole gateway in the
 database: this run stops sending, releases what it has not started, and every other run and host
 sees the pause before claiming.
+
+With ``RunOptions.breaker`` set, the gateway's circuit breaker (``domain.breaker``, stored by
+``store.breakers``) is asked before every claim: while it is open nothing is claimed, while it is
+half-open only its probe slots are, and while the window has seen gateway-level failures retries
+are claimed only after first attempts and within the retry budget. Every gateway-level failure is
+recorded into the breaker's window; a failure while the breaker is not closed, or one that trips
+it, does not spend the item's retry budget. After a RATE_LIMIT the run paces its sends at the
+breaker's reduced rate until successes have brought it back.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ from typing import Any
 
 from sqlalchemy import Engine, RowMapping
 
+from retry_pipelines.domain.breaker import TRIPPING, Breaker, BreakerConfig, BreakerState, Change
 from retry_pipelines.domain.errors import ErrorType, Failure
-from retry_pipelines.domain.policy import Outcome, RetryPolicy
+from retry_pipelines.domain.policy import MAX_WAIT, Outcome, RetryPolicy
 from retry_pipelines.engine.writer import AttemptWriter
-from retry_pipelines.store import claims, gateways
+from retry_pipelines.gateways.ratelimit import TokenBucket
+from retry_pipelines.store import breakers, claims, gateways
 from retry_pipelines.store.attempts import LeaseLost
 from retry_pipelines.store.queues import WorkQueue
 
@@ -70,6 +80,8 @@ class RunOptions:
     run_id: str | None = None
     only_ids: tuple[int, ...] | None = None
     """Claim only these items (a manual retry of one batch)."""
+    breaker: BreakerConfig | None = None
+    """The gateway's circuit breaker, retry budget and adaptive pacing (``None``: off)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_in_flight < 1:
@@ -92,6 +104,13 @@ class RunSummary:
     paused_until: datetime | None = None
     pause_reason: str | None = None
     alerts: list[str] = field(default_factory=list)
+    breaker_state: str | None = None
+    """The breaker as this run last saw it (``None``: breaker off)."""
+    breaker_open_until: datetime | None = None
+    breaker_reason: str | None = None
+    breaker_changes: list[str] = field(default_factory=list)
+    not_counted: int = 0
+    """Failed attempts not charged to their item because the gateway was down."""
     started_at: datetime | None = None
     first_claim_at: datetime | None = None
     finished_at: datetime | None = None
@@ -109,6 +128,12 @@ class RunSummary:
             "errors_by_type": dict(self.by_error_type),
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
             "alerts": list(self.alerts),
+            "breaker_state": self.breaker_state,
+            "breaker_open_until": (
+                self.breaker_open_until.isoformat() if self.breaker_open_until else None
+            ),
+            "breaker_changes": list(self.breaker_changes),
+            "not_counted_gateway_down": self.not_counted,
             "first_claim_at": self.first_claim_at.isoformat() if self.first_claim_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
@@ -140,24 +165,160 @@ async def run_pipeline(
     unstarted: list[int] = []
     tasks: set[asyncio.Task] = set()
     max_age = timedelta(seconds=policy.max_age) if policy.max_age else None
+    breaker_config = options.breaker if options.breaker and options.breaker.enabled else None
+    breaker = Breaker()
+    claimed_retry: dict[int, bool] = {}
+    """Items this run holds, and whether each is a retry (for the breaker's window)."""
+    pacer: TokenBucket | None = None
+    hold_until: datetime | None = None
+    """The gateway asked us to wait until then (``Retry-After``, a pause): nothing is sent sooner,
+    not even a request whose attempt was already started."""
+
+    def hold(until: datetime) -> None:
+        nonlocal hold_until
+        if hold_until is None or until > hold_until:
+            hold_until = until
+
+    async def honour_hold() -> None:
+        if hold_until is not None:
+            wait = (hold_until - _now()).total_seconds()
+            if 0 < wait < seconds_left():
+                await asyncio.sleep(wait)
 
     def db(fn, *args, **kwargs):
         return asyncio.to_thread(fn, *args, **kwargs)
 
     async def pause_gateway(until: datetime, reason: str) -> None:
         stop_sending.set()
+        hold(until)
         await db(gateways.pause, engine, queue.name, until=until, reason=reason, now=_now())
         if summary.paused_until is None or until > summary.paused_until:
             summary.paused_until, summary.pause_reason = until, reason
+
+    async def release(ids: list[int]) -> None:
+        """Hand claimed items back unsent, and take them out of the breaker's window."""
+        summary.released += await db(claims.release, engine, queue, ids, owner=owner, now=_now())
+        retries = sum(1 for i in ids if claimed_retry.pop(i, False))
+        if breaker_config is not None and ids:
+            new = await db(
+                breakers.claimed,
+                engine,
+                queue.name,
+                breaker_config,
+                first=retries - len(ids),
+                retries=-retries,
+                granted=0,
+                now=_now(),
+                run_id=options.run_id,
+            )
+            note_breaker(new)
 
     async def release_unstarted() -> None:
         if unstarted:
             ids = list(unstarted)
             unstarted.clear()
             held.difference_update(ids)
-            summary.released += await db(
-                claims.release, engine, queue, ids, owner=owner, now=_now()
+            await release(ids)
+
+    def note_breaker(new: Breaker, changes: tuple[Change, ...] = ()) -> None:
+        """Take in the breaker as a database transaction left it."""
+        nonlocal breaker, pacer
+        breaker = new
+        summary.breaker_state = new.state.value
+        summary.breaker_open_until = new.open_until
+        summary.breaker_reason = new.reason or None
+        for change in changes:
+            summary.breaker_changes.append(
+                f"{change.at.isoformat()} {change.from_state} -> {change.to_state}: {change.reason}"
             )
+            log.warning(
+                "%s breaker %s -> %s: %s",
+                queue.name,
+                change.from_state,
+                change.to_state,
+                change.reason,
+            )
+        if new.state is BreakerState.OPEN:
+            stop_sending.set()
+        if breaker_config is None or new.rate_factor >= 1:
+            pacer = None
+        else:
+            rate = breaker_config.rate_per_second * new.rate_factor
+            if pacer is None:
+                pacer = TokenBucket(rate, 1)
+            else:
+                pacer.set_rate(rate)
+
+    async def breaker_says_down(failure: Failure | None) -> bool:
+        """Record a finished call into the breaker; True when the gateway counts as down."""
+        if breaker_config is None:
+            return False
+        tripping = failure is not None and failure.error_type in TRIPPING
+        if not tripping and breaker.state is BreakerState.CLOSED and breaker.rate_factor >= 1:
+            return False  # nothing for the breaker to learn: skip the transaction
+        new, verdict, changes = await db(
+            breakers.finished,
+            engine,
+            queue.name,
+            breaker_config,
+            error_type=failure.error_type if failure else None,
+            message=failure.summary() if failure else "",
+            retry_after=failure.retry_after if failure else None,
+            now=_now(),
+            run_id=options.run_id,
+        )
+        note_breaker(new, changes)
+        if not verdict.counts_against_item:
+            summary.not_counted += 1
+        return not verdict.counts_against_item
+
+    async def claim_admitted(limit: int) -> list[RowMapping] | None:
+        """Claim within what the breaker admits; ``None`` when it admits nothing now."""
+        kwargs = {
+            "owner": owner,
+            "now": _now(),
+            "max_attempts": policy.max_attempts,
+            "max_age": max_age,
+            "lease": options.lease,
+            "only_ids": options.only_ids,
+        }
+        if breaker_config is None:
+            return await db(claims.claim, engine, queue, limit=limit, **kwargs)
+        new, admission, changes = await db(
+            breakers.admit,
+            engine,
+            queue.name,
+            breaker_config,
+            now=_now(),
+            run_id=options.run_id,
+        )
+        note_breaker(new, changes)
+        if admission.limit == 0:
+            return None
+        if admission.limit is not None:
+            limit = min(limit, admission.limit)
+        if admission.retries is None:
+            rows = await db(claims.claim, engine, queue, limit=limit, **kwargs)
+        else:  # the retry budget binds: first attempts first, then retries within it
+            rows = await db(claims.claim, engine, queue, limit=limit, attempted=False, **kwargs)
+            room = min(limit - len(rows), admission.retries)
+            if room > 0:
+                rows += await db(claims.claim, engine, queue, limit=room, attempted=True, **kwargs)
+        claimed_retry.update((r["id"], r["attempt_count"] > 0) for r in rows)
+        retries = sum(1 for r in rows if r["attempt_count"] > 0)
+        new = await db(
+            breakers.claimed,
+            engine,
+            queue.name,
+            breaker_config,
+            first=len(rows) - retries,
+            retries=retries,
+            granted=limit if admission.probing else 0,
+            now=_now(),
+            run_id=options.run_id,
+        )
+        note_breaker(new)
+        return rows
 
     def seconds_left() -> float:
         if options.deadline is None:
@@ -178,7 +339,13 @@ async def run_pipeline(
                 return
             summary.attempted += 1
             async with wire:
+                await honour_hold()
+                if pacer is not None:
+                    await pacer.acquire()
                 result = await submit(row)
+                asked = result.failure.retry_after if result.failure else None
+                if asked is not None and result.failure.error_type is ErrorType.RATE_LIMIT:
+                    hold(_now() + timedelta(seconds=min(asked, MAX_WAIT)))  # before the slot frees
             await record(row, attempt, result)
         except Exception:
             log.exception(
@@ -187,6 +354,8 @@ async def run_pipeline(
             raise
         finally:
             held.discard(item_id)
+            if item_id not in unstarted:
+                claimed_retry.pop(item_id, None)
             admitted.release()
 
     async def record_outcome(attempt, **kwargs) -> None:
@@ -201,6 +370,7 @@ async def run_pipeline(
             "latency_ms": result.latency_ms,
             "secrets": secrets,
         }
+        gateway_down = await breaker_says_down(result.failure)
         if result.failure is None:
             fields = {"submitted_at": now, **result.fields}
             await record_outcome(attempt, new_status="submitted", fields=fields, **common)
@@ -215,6 +385,7 @@ async def run_pipeline(
             now=now,
             u=rng(),
             earlier_ambiguous=result.earlier_ambiguous,
+            gateway_down=gateway_down,
         )
         new_status = {
             Outcome.RETRY: queue.ready,
@@ -258,10 +429,11 @@ async def run_pipeline(
             if seconds_left() <= 0:
                 break
             pause = await db(gateways.current_pause, engine, queue.name, now=_now())
-            if pause is None and stop_sending.is_set():
+            if pause is None and stop_sending.is_set() and not breaker.blocks(_now()):
                 stop_sending.clear()
             if pause is not None:
                 stop_sending.set()
+                hold(pause.until)
                 summary.paused_until, summary.pause_reason = pause.until, pause.reason
                 await release_unstarted()
                 wait = (pause.until - _now()).total_seconds()
@@ -272,18 +444,18 @@ async def run_pipeline(
             limit = options.batch_size
             if options.max_items is not None:
                 limit = min(limit, options.max_items - summary.claimed)
-            rows = await db(
-                claims.claim,
-                engine,
-                queue,
-                owner=owner,
-                limit=limit,
-                now=_now(),
-                max_attempts=policy.max_attempts,
-                max_age=max_age,
-                lease=options.lease,
-                only_ids=options.only_ids,
-            )
+            await release_unstarted()  # items a pause stopped, so this claim can take them again
+            rows = await claim_admitted(limit)
+            if rows is None:  # the breaker admits nothing now
+                if tasks:  # probes or stragglers of this run: their outcomes may change it
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                until = breaker.open_until if breaker.state is BreakerState.OPEN else None
+                wait = (until - _now()).total_seconds() if until else 1.0
+                if not options.wait_while_paused or wait >= seconds_left():
+                    break
+                await asyncio.sleep(min(max(wait, 0.01), 5))
+                continue
             if not rows:
                 if tasks and options.wait_while_paused:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -305,9 +477,7 @@ async def run_pipeline(
         renewer.cancel()
         leftovers = sorted(set(unstarted) | held)
         if leftovers:
-            summary.released += await db(
-                claims.release, engine, queue, leftovers, owner=owner, now=_now()
-            )
+            await release(leftovers)
         summary.finished_at = _now()
     return summary
 

@@ -14,6 +14,14 @@ class TokenBucket:
         self._tokens, self._updated = float(burst), time.monotonic()
         self._lock = asyncio.Lock()
 
+    def set_rate(self, rate_per_second: float) -> None:
+        """Change the rate from now on (tokens already earned are kept)."""
+        if rate_per_second <= 0:
+            raise ValueError("rate_per_second must be > 0")
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated, self.rate = now, rate_per_second
+
     async def acquire(self) -> None:
         async with self._lock:
             while True:

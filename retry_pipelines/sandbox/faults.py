@@ -11,6 +11,11 @@ The kinds are a shared vocabulary of wire behaviours (HTTP status, body, timing,
 not of one API; each sandbox says which kinds it implements (``FaultPlan.require``). The FBR
 sandbox implements ``FAULT_KINDS``; ``MORE_FAULT_KINDS`` came later with the PayPal sandbox, and
 ``ALL_FAULT_KINDS`` (both) is what a plan may name.
+
+An *outage* overrides the plan at runtime: ``FaultChooser.start_outage("http_503", requests=40)``
+makes the next 40 requests (or every request until ``end_outage()`` when ``requests`` is None)
+meet that fault. The draw is still consumed, so the plan's sequence resumes where it would have
+been. The sandboxes expose it as ``/_sandbox/outage``.
 """
 
 from __future__ import annotations
@@ -156,14 +161,42 @@ class FaultChooser:
         self.reset()
 
     def reset(self) -> None:
+        """Replay the plan from the start; an outage ends."""
         with self._lock:
             self._faults = random.Random(self.plan.seed)
             self._latency = random.Random(f"{self.plan.seed}/latency")
+            self._outage: str | None = None
+            self._outage_left: int | None = None
+
+    def start_outage(self, kind: str, requests: int | None = None) -> None:
+        """Every request meets ``kind`` (the next ``requests`` ones, or all until ended)."""
+        if kind not in ALL_FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known kinds: {_known(ALL_FAULT_KINDS)}")
+        if requests is not None and (isinstance(requests, bool) or requests < 1):
+            raise ValueError(f"requests must be >= 1 (or None for until ended), got {requests!r}")
+        with self._lock:
+            self._outage, self._outage_left = kind, requests
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self._outage, self._outage_left = None, None
+
+    def outage(self) -> dict[str, object]:
+        """``{"fault": kind or None, "remaining": requests left or None}``."""
+        with self._lock:
+            return {"fault": self._outage, "remaining": self._outage_left}
 
     def choose(self) -> str | None:
         """The fault for the next request, or None. Always one draw from the fault stream."""
         with self._lock:
             r = self._faults.random()
+            if self._outage is not None:
+                kind = self._outage
+                if self._outage_left is not None:
+                    self._outage_left -= 1
+                    if self._outage_left <= 0:
+                        self._outage, self._outage_left = None, None
+                return kind
         for bound, kind in self._cumulative:
             if r < bound:
                 return kind

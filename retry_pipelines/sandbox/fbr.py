@@ -31,6 +31,10 @@ Decisions where FBR's spec (v1.12) is silent, each chosen so a client can be tes
 - ``reload_token_after=N``: after every N accepted requests the next one is refused with 401
   900901 (fault "token_reload"), as if the token had lapsed; the same token is accepted again
   afterwards, which is what a client that re-reads its token and retries once will see.
+- ``POST /_sandbox/outage`` with ``{"fault": "http_503", "requests": 40}`` makes the next 40
+  requests (every request, when ``requests`` is left out) meet that fault, whatever the plan
+  says; ``{"fault": null}`` ends it, ``GET`` shows it. A plain 503 (``http_503``, JSON body, not
+  processed) is implemented here for that, beside the plan's kinds.
 - ``/_sandbox/reset`` clears records and duplicate counts and reseeds the fault chooser (so a
   reset replays the same fault sequence); FBR numbers keep increasing across resets.
 """
@@ -62,8 +66,8 @@ from retry_pipelines.sandbox.faults import FAULT_KINDS, FaultPlan
 
 POST_PATHS = ("/di_data/v1/di/postinvoicedata", "/di_data/v1/di/postinvoicedata_sb")
 VALIDATE_PATHS = ("/di_data/v1/di/validateinvoicedata", "/di_data/v1/di/validateinvoicedata_sb")
-FBR_FAULT_KINDS = frozenset(FAULT_KINDS)
-"""The FBR sandbox implements every kind of the shared vocabulary."""
+FBR_FAULT_KINDS = frozenset(FAULT_KINDS) | {"http_503"}
+"""The FBR sandbox implements every kind of the shared vocabulary, and a plain 503."""
 
 MISSING_ITEMS_CODE = "0009"
 PKT = timezone(timedelta(hours=5), "PKT")
@@ -229,6 +233,7 @@ def create_fbr_app(config: FbrSandboxConfig) -> Starlette:
         Route("/_sandbox/stats", _stats, methods=["GET"]),
         Route("/_sandbox/requests", _requests, methods=["GET"]),
         Route("/_sandbox/reset", _reset, methods=["POST"]),
+        outage_route(_state, FBR_FAULT_KINDS),
     ]
     app = _FbrApp(routes=routes, max_body_size=MAX_BODY_BYTES)
     app.state.fbr = FbrSandboxState(config)
@@ -270,6 +275,39 @@ def _state(request: Request) -> FbrSandboxState:
     return request.app.state.fbr
 
 
+def outage_route(state_of, supported: frozenset[str]) -> Route:
+    """``/_sandbox/outage`` for a sandbox whose state (``state_of(request)``) has a chooser."""
+
+    async def outage(request: Request) -> Response:
+        chooser = state_of(request).chooser
+        if request.method == "POST":
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+            kind, requests = body.get("fault"), body.get("requests")
+            if isinstance(requests, bool) or not isinstance(requests, int | None):
+                return JSONResponse({"error": "requests must be an integer"}, status_code=400)
+            if kind is None:
+                chooser.end_outage()
+            elif kind not in supported:
+                known = ", ".join(sorted(supported))
+                return JSONResponse(
+                    {"error": f"fault {kind!r} not supported here; supported: {known}"},
+                    status_code=400,
+                )
+            else:
+                try:
+                    chooser.start_outage(kind, requests)
+                except ValueError as exc:
+                    return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(chooser.outage())
+
+    return Route("/_sandbox/outage", outage, methods=["GET", "POST"])
+
+
 # --- the FBR endpoints -------------------------------------------------------------------------
 
 
@@ -305,6 +343,8 @@ async def _fbr_endpoint(request: Request) -> Response:
         return answer("fault", _wso2_401("invalid"))
     if fault == "http_500":
         return answer("fault", JSONResponse({"error": "Contact Administrator"}, status_code=500))
+    if fault == "http_503":
+        return answer("fault", JSONResponse({"error": "Service Unavailable"}, status_code=503))
     if fault == "html_502":
         return answer("fault", HTMLResponse(_BAD_GATEWAY_HTML, status_code=502))
     if fault == "rate_limit":

@@ -20,6 +20,7 @@ Decisions where PayPal's spec is silent or where the sandbox must be predictable
   ``expires_in`` reports ``expires_in_seconds`` if set, else the TTL rounded up (so a client can be
   told 9 h while the server lets the token lapse sooner). ``POST /_sandbox/expire-tokens`` ends
   every token at once. Tokens survive ``/_sandbox/reset``; everything else is cleared.
+  ``/_sandbox/outage`` switches an outage on and off at runtime (see the FBR sandbox).
 - A missing, unknown or expired bearer token gets 401 ``AUTHENTICATION_FAILURE`` (the message of
   the spec's ``error_401``) on every payouts endpoint, before any fault is drawn.
 - Only ``POST /v1/payments/payouts`` meets faults, and each authenticated create consumes exactly
@@ -104,7 +105,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from retry_pipelines.sandbox.faults import FaultPlan
-from retry_pipelines.sandbox.fbr import _RAW_SEND, _client_gone_within, _DroppedConnection
+from retry_pipelines.sandbox.fbr import (
+    _RAW_SEND,
+    _client_gone_within,
+    _DroppedConnection,
+    outage_route,
+)
 
 TOKEN_PATH = "/v1/oauth2/token"
 PAYOUTS_PATH = "/v1/payments/payouts"
@@ -729,6 +735,7 @@ def create_paypal_app(config: PaypalSandboxConfig) -> Starlette:
         Route("/_sandbox/requests", _requests, methods=["GET"]),
         Route("/_sandbox/reset", _reset, methods=["POST"]),
         Route("/_sandbox/expire-tokens", _expire_tokens, methods=["POST"]),
+        outage_route(_state, PAYPAL_FAULT_KINDS),
     ]
     app = _PaypalApp(routes=routes, max_body_size=MAX_BODY_BYTES)
     app.state.paypal = PaypalSandboxState(config)
