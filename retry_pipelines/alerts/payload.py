@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from retry_pipelines.domain.scrub import REDACTED, scrub
 
@@ -79,5 +80,25 @@ SECRET_ENV_VARS = ("FBR_API_TOKEN", "PAYPAL_CLIENT_SECRET", "RETRY_PIPELINES_ALE
 """Environment variables whose values must never appear in an alert, whatever echoes them."""
 
 
+PASSWORD_URL_ENV_VARS = ("RETRY_PIPELINES_DATABASE_URL",)
+"""URLs whose password must never appear in an alert (the URL itself may)."""
+PASSWORD_ENV_VARS = ("DAGSTER_PG_PASSWORD",)
+
+
 def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
-    return [environ[name] for name in SECRET_ENV_VARS if environ.get(name)]
+    found = [environ[name] for name in (*SECRET_ENV_VARS, *PASSWORD_ENV_VARS) if environ.get(name)]
+    for name in PASSWORD_URL_ENV_VARS:
+        password = _url_password(environ.get(name))
+        if password:
+            # as written in the URL, and as a driver would quote it back in an error
+            found += sorted({password, unquote(password)})
+    return found
+
+
+def _url_password(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

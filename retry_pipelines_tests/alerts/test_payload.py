@@ -65,3 +65,19 @@ def test_secret_values_come_from_the_known_variables_only():
         "HOME": "/root",
     }
     assert secrets_from_env(environ) == ["fbr-tok", "pp-sec"]
+
+
+def test_database_passwords_are_secrets_too():
+    environ = {
+        "RETRY_PIPELINES_DATABASE_URL": "postgresql://app:s3cr%21t@db.internal:5432/retries",
+        "DAGSTER_PG_PASSWORD": "dagster-pw",
+    }
+    secrets = secrets_from_env(environ)
+    assert set(secrets) == {"dagster-pw", "s3cr!t", "s3cr%21t"}
+    payload = to_payload(
+        sample_alert(summary="could not connect as app:s3cr!t; DAGSTER_PG_PASSWORD=dagster-pw"),
+        secrets=secrets,
+    )
+    assert "s3cr!t" not in payload["summary"]
+    assert "dagster-pw" not in payload["summary"]
+    assert secrets_from_env({"RETRY_PIPELINES_DATABASE_URL": "sqlite:///x.db"}) == []

@@ -325,3 +325,16 @@ def test_a_production_paypal_run_with_a_default_secret_fails_before_claiming(
     b = tables.payout_batches
     with sqlite_engine.connect() as conn:
         assert conn.execute(select(b.c.status, b.c.attempt_count)).all() == [("pending", 0)]
+
+
+def test_a_weak_token_in_a_secret_file_is_refused_in_production(tmp_path, monkeypatch):
+    monkeypatch.setenv(deployment.MODE_ENV, "production")
+    token_file = tmp_path / "fbr-token"
+    token_file.write_text("demo-sandbox-token\n")
+    resource = FbrResource(base_url="https://gw.fbr.gov.pk", token_file=str(token_file))
+    with pytest.raises(deployment.UnsafeConfiguration, match="built-in default") as caught:
+        resource.client()
+    assert str(token_file) in str(caught.value)
+    assert "demo-sandbox-token" not in str(caught.value)
+    token_file.write_text("kR8#vQ2!mZ7$wL4@pN1^\n")
+    resource.client()  # a strong token passes

@@ -1,12 +1,13 @@
 """The FBR gateway resource: base URL and token from the environment, explicit timeouts."""
 
+import contextlib
 from datetime import date
 
 import dagster as dg
 
 from retry_pipelines.defs.resources import check_gateway_settings
 from retry_pipelines.gateways.fbr import FbrClient, FbrSettings
-from retry_pipelines.gateways.tokens import StaticToken
+from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable
 
 
 class FbrResource(dg.ConfigurableResource):
@@ -23,14 +24,17 @@ class FbrResource(dg.ConfigurableResource):
     rate_per_second: float = 50.0
 
     def client(self, connections: int = 32) -> FbrClient:
-        secrets = {} if self.token_file else {"FBR_API_TOKEN": self.token}
-        check_gateway_settings("FBR_API_BASE_URL", self.base_url, secrets)
         expires = date.fromisoformat(self.token_expires_on) if self.token_expires_on else None
-        source = (
-            StaticToken(file=self.token_file, expires_on=expires)
-            if self.token_file
-            else StaticToken(value=self.token, expires_on=expires)
-        )
+        secrets: dict[str, str | None] = {}
+        if self.token_file:
+            source = StaticToken(file=self.token_file, expires_on=expires)
+            # An unreadable file is reported by the first call, naming the file.
+            with contextlib.suppress(TokenUnavailable):
+                secrets = {f"the token in {self.token_file}": source.get()}
+        else:
+            source = StaticToken(value=self.token, expires_on=expires)
+            secrets = {"FBR_API_TOKEN": self.token}
+        check_gateway_settings("FBR_API_BASE_URL", self.base_url, secrets)
         settings = FbrSettings(
             base_url=self.base_url,
             sandbox=self.sandbox,
