@@ -1,4 +1,4 @@
-"""With RETRY_PIPELINES_ADMIN_IDS set, only those ids may act, in every admin job of both gateways;
+"""With RETRY_PIPELINES_ADMIN_IDS set, only those ids may act, in every admin job and in retention;
 an allowed id's action is audited with its run id, a refused one changes and audits nothing."""
 
 from datetime import UTC, datetime
@@ -13,6 +13,7 @@ from retry_pipelines.defs.paypal.admin import (
     override_payout_batch_status,
 )
 from retry_pipelines.defs.paypal.resources import PaypalResource
+from retry_pipelines.defs.reports.retention import prune_attempt_history
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.engine.admin import ADMIN_ALLOWLIST_ENV, Actor, AdminError
 from retry_pipelines.engine.payouts import PayoutItem, record_batch
@@ -45,6 +46,7 @@ def _jobs(invoice_id: int, batch_id: int):
             "retry_one_payout_batch",
             {"batch_id": batch_id, "reason": REASON},
         ),
+        (prune_attempt_history, "prune_old_attempts", {"keep_days": 1}),
     ]
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.engine.admin import Actor
 from retry_pipelines.reports.retention import prune_attempt_history as prune
 
 
@@ -21,11 +22,13 @@ class PruneAttemptHistoryConfig(dg.Config):
 def prune_old_attempts(
     context: dg.OpExecutionContext, config: PruneAttemptHistoryConfig, db: DatabaseResource
 ) -> dict:
+    # Deleting history is an admin action: the same checks (and allowlist) as any other.
+    actor = Actor(config.admin_id, f"retention: keep {config.keep_days} days", context.run_id)
     result = prune(
         db.engine,
         keep_days=config.keep_days,
         now=datetime.now(UTC),
-        admin_id=config.admin_id,
+        admin_id=actor.admin_id,
         run_id=context.run_id,
     )
     summary = {
