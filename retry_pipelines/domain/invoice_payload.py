@@ -96,8 +96,10 @@ def check_invoice_payload(payload: Any) -> list[Problem]:
             )
 
     items = payload.get("items")
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list):
         problems.append(Problem("items", f"must be a non-empty list, got {_kind(items)}"))
+    elif not items:
+        problems.append(Problem("items", "must be a non-empty list, got an empty one"))
     elif len(items) > MAX_ITEMS:
         problems.append(Problem("items", f"has {len(items):,} lines; at most {MAX_ITEMS:,}"))
     else:
