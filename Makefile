@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m benchmarks.claims
 	$(BIN)/python -m benchmarks.submit
 	$(BIN)/python -m benchmarks.reports
+	$(BIN)/python -m benchmarks.chaos
 
 clean:
 	rm -rf .retry_pipelines .dagster_home
