@@ -416,9 +416,18 @@ async def run_pipeline(
         while True:
             await asyncio.sleep(max(lease.total_seconds() / 3, 0.05))
             if held:
-                await db(
-                    claims.renew, engine, queue, list(held), owner=owner, now=_now(), lease=lease
-                )
+                try:
+                    await db(
+                        claims.renew,
+                        engine,
+                        queue,
+                        list(held),
+                        owner=owner,
+                        now=_now(),
+                        lease=lease,
+                    )
+                except Exception:  # a database blip must not end renewal for the rest of the run
+                    log.warning("%s: lease renewal failed; trying again", queue.name, exc_info=True)
 
     writer = AttemptWriter(engine, queue, owner=owner, run_id=options.run_id)
     renewer = asyncio.create_task(renew_leases())
