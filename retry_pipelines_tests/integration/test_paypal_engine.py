@@ -142,7 +142,8 @@ def test_unclaimed_items_are_polled_until_paypal_returns_them(engine):
         PayoutItem("unclaimed@example.com", "3.00", "USD", "inv-2"),
     ]
     record_batch(engine, cycle_id="c1", items=items, now=datetime.now(UTC))
-    with running_paypal(final_after=0.2, unclaimed_return_after_seconds=0.6) as (server, sandbox):
+    # Returned 3 s after the batch is final: room for a loaded machine to see it UNCLAIMED first.
+    with running_paypal(final_after=0.2, unclaimed_return_after_seconds=3.0) as (server, sandbox):
         submit(engine, server.url)
         first = _reconcile_until(engine, server.url, lambda s: s.finished)
         after_batch = {i["sender_item_id"]: i["status"] for i in _items(engine)}
