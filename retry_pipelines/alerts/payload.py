@@ -1,9 +1,9 @@
 """The alert a webhook receives: a small JSON object, every text in it scrubbed of secrets.
 
 ``{"id", "kind", "subject", "summary", "details", "occurred_at"}``: ``id`` is stable for one
-alert (a receiver can drop a repeated delivery by it), ``kind`` is ``run_failure`` or
-``asset_check_failure``, ``details`` is a JSON object whose fields depend on the kind, and
-``occurred_at`` is an ISO 8601 UTC time.
+alert (a receiver can drop a repeated delivery by it), ``kind`` is ``run_failure``,
+``asset_check_failure`` or ``breaker_opened``, ``details`` is a JSON object whose fields depend
+on the kind, and ``occurred_at`` is an ISO 8601 UTC time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from retry_pipelines.domain.scrub import REDACTED, scrub
 
 RUN_FAILURE = "run_failure"
 ASSET_CHECK_FAILURE = "asset_check_failure"
+BREAKER_OPENED = "breaker_opened"
 
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@")
 

@@ -1,5 +1,6 @@
-"""What a retry sensor decides, the same for every gateway: skip while the gateway is paused or a
-run is in flight, skip when nothing is due, else one run per minute (run key) with the due count."""
+"""What a retry sensor decides, the same for every gateway: skip while the gateway is paused, its
+circuit breaker is open or a run is in flight, skip when nothing is due, else one run per minute
+(run key) with the due count. The retry schedules skip for the same gateway reasons."""
 
 from datetime import UTC, datetime
 
@@ -7,7 +8,7 @@ import dagster as dg
 from sqlalchemy import Engine
 
 from retry_pipelines.engine.status import queue_status
-from retry_pipelines.store import gateways
+from retry_pipelines.store import breakers, gateways
 from retry_pipelines.store.queues import WorkQueue
 
 IN_FLIGHT = [
@@ -18,15 +19,30 @@ IN_FLIGHT = [
 ]
 
 
+def gateway_down_reason(engine: Engine, queue: WorkQueue, *, now: datetime) -> str | None:
+    """Why nothing should be sent to the gateway now (a pause, an open breaker), or None."""
+    pause = gateways.current_pause(engine, queue.name, now=now)
+    if pause is not None:
+        return f"gateway {queue.name} paused until {pause.until.isoformat()}: {pause.reason}"
+    breaker = breakers.current(engine, queue.name)
+    if breaker.blocks(now):
+        until = breaker.open_until.isoformat() if breaker.open_until else "further notice"
+        return f"gateway {queue.name} circuit breaker open until {until}: {breaker.reason}"
+    return None
+
+
+def retry_schedule_result(engine: Engine, queue: WorkQueue) -> dg.RunRequest | dg.SkipReason:
+    reason = gateway_down_reason(engine, queue, now=datetime.now(UTC))
+    return dg.SkipReason(reason) if reason else dg.RunRequest()
+
+
 def retry_sensor_result(
     context: dg.SensorEvaluationContext, engine: Engine, queue: WorkQueue, job_name: str
 ) -> dg.RunRequest | dg.SkipReason:
     now = datetime.now(UTC)
-    pause = gateways.current_pause(engine, queue.name, now=now)
-    if pause is not None:
-        return dg.SkipReason(
-            f"gateway {queue.name} paused until {pause.until.isoformat()}: {pause.reason}"
-        )
+    reason = gateway_down_reason(engine, queue, now=now)
+    if reason is not None:
+        return dg.SkipReason(reason)
     running = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1
     )

@@ -8,6 +8,8 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from retry_pipelines.domain.breaker import DEFAULT_BREAKER, Breaker, BreakerConfig, retry_allowance
+from retry_pipelines.store import breakers
 from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import gateway_state
 
@@ -32,10 +34,48 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class BreakerFigures:
+    """A gateway's circuit breaker and retry budget as a snapshot shows them."""
+
+    gateway: str
+    state: str
+    reason: str
+    open_until: datetime | None
+    open_for_seconds: float
+    """Seconds since it left ``closed`` (0 when closed)."""
+    trips: int
+    window_calls: int
+    window_failures: int
+    window_retries: int
+    retry_allowance: int | None
+    """Retries the window still admits under ``BreakerConfig`` defaults (None: no limit now)."""
+    rate_factor: float
+
+    @classmethod
+    def of(
+        cls, gateway: str, b: Breaker, *, now: datetime, config: BreakerConfig = DEFAULT_BREAKER
+    ) -> BreakerFigures:
+        return cls(
+            gateway=gateway,
+            state=b.state.value,
+            reason=b.reason,
+            open_until=b.open_until,
+            open_for_seconds=b.open_for(now),
+            trips=b.trips,
+            window_calls=b.calls,
+            window_failures=b.failures,
+            window_retries=b.retries,
+            retry_allowance=retry_allowance(b, config),
+            rate_factor=b.rate_factor,
+        )
+
+
+@dataclass(frozen=True)
 class Backlog:
     at: datetime
     gateways: dict[str, GatewayBacklog]
     paused: list[Pause] = field(default_factory=list)
+    breakers: dict[str, BreakerFigures] = field(default_factory=dict)
 
     def by_status(self) -> pd.DataFrame:
         rows = [
@@ -82,7 +122,9 @@ def backlog(engine: Engine, *, now: datetime) -> Backlog:
                 .order_by(g.c.gateway)
             )
         ]
-    return Backlog(at=now, gateways=result, paused=paused)
+    stored = breakers.all_breakers(engine)
+    figures = {g: BreakerFigures.of(g, stored.get(g, Breaker()), now=now) for g in QUEUES}
+    return Backlog(at=now, gateways=result, paused=paused, breakers=figures)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ Thresholds:
 - spike: a gateway's failure rate that day is at least ``SPIKE_FACTOR`` times its mean daily rate
   over the 7 days before *and* at least ``SPIKE_MIN_INCREASE`` above it, with at least
   ``SPIKE_MIN_FINISHED`` finished attempts that day and at least one earlier day to compare with;
-- token: the FBR token must stay valid for more than ``TOKEN_MIN_DAYS`` days.
+- token: the FBR token must stay valid for more than ``TOKEN_MIN_DAYS`` days;
+- breaker: no gateway's circuit breaker has stayed away from ``closed`` (open or half-open, in
+  one stretch) longer than ``BreakerConfig.stuck_open_seconds`` (30 min by default).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from retry_pipelines.domain.breaker import DEFAULT_BREAKER
 from retry_pipelines.reports.backlog import Backlog, DuplicateSuccesses
 from retry_pipelines.reports.tokens import EXPIRES_AT_ENV, TokenExpiry
 
@@ -99,6 +102,26 @@ def no_stuck_leases(snapshot: Backlog) -> Finding:
             True,
         )
     return Finding(True, "no expired lease is still processing", metadata)
+
+
+def breaker_not_stuck_open(
+    snapshot: Backlog, limit_seconds: float = DEFAULT_BREAKER.stuck_open_seconds
+) -> Finding:
+    metadata: dict = {"limit_seconds": limit_seconds}
+    stuck = []
+    for g, b in snapshot.breakers.items():
+        metadata[f"{g}/state"] = b.state
+        metadata[f"{g}/open_for_seconds"] = b.open_for_seconds
+        if b.open_for_seconds > limit_seconds:
+            until = b.open_until.isoformat() if b.open_until else "unknown"
+            stuck.append(
+                f"{g} {b.state} for {b.open_for_seconds:.0f} s (until {until}): {b.reason}"
+            )
+    if stuck:
+        return Finding(
+            False, f"circuit breaker open past {limit_seconds:.0f} s: " + "; ".join(stuck), metadata
+        )
+    return Finding(True, f"no circuit breaker open longer than {limit_seconds:.0f} s", metadata)
 
 
 def no_duplicate_submissions(found: dict[str, DuplicateSuccesses]) -> Finding:

@@ -33,10 +33,12 @@ def test_names_cron_tags_and_pool_are_pinned():
         assert loaded.resolve_job_def(name).name == name
 
 
-def test_schedule_requests_a_run_every_five_minutes():
+def test_schedule_requests_a_run_every_five_minutes(sqlite_url):
     at = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
-    context = dg.build_schedule_context(scheduled_execution_time=at)
-    data = retry_failed_invoices_schedule.evaluate_tick(context)
+    with dg.build_schedule_context(
+        scheduled_execution_time=at, resources={"db": DatabaseResource(url=sqlite_url)}
+    ) as context:
+        data = retry_failed_invoices_schedule.evaluate_tick(context)
     [request] = data.run_requests
     assert request.job_name in (None, "retry_failed_invoices")
     assert retry_failed_invoices_schedule.execution_timezone == "UTC"

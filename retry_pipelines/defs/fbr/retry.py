@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from retry_pipelines.defs import run_summary
+from retry_pipelines.defs.breaker import BreakerSettings
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.defs.sensing import retry_sensor_result
+from retry_pipelines.defs.sensing import retry_schedule_result, retry_sensor_result
 from retry_pipelines.domain.policy import FBR_DEFAULT
 from retry_pipelines.engine import maintenance
 from retry_pipelines.engine.fbr import retry_invoices
@@ -18,7 +19,7 @@ from retry_pipelines.store.queues import INVOICES
 GATEWAY_TAG = "retry_pipelines/gateway"
 
 
-class RetryInvoicesConfig(dg.Config):
+class RetryInvoicesConfig(BreakerSettings):
     """Launchpad settings of one run; policy fields left empty keep the FBR defaults."""
 
     batch_size: int = 100
@@ -75,6 +76,7 @@ def submit_due_invoices(
         deadline=timedelta(seconds=config.time_budget_seconds),
         wait_while_paused=config.wait_out_short_pauses,
         run_id=context.run_id,
+        breaker=config.breaker_config(),
     )
 
     async def run():
@@ -92,20 +94,23 @@ def retry_failed_invoices():
     submit_due_invoices(sweep_invoice_leases())
 
 
-retry_failed_invoices_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="retry_failed_invoices_schedule",
     cron_schedule="*/5 * * * *",
     execution_timezone="UTC",
     job=retry_failed_invoices,
-    description="Retry failed FBR invoices every 5 minutes.",
+    description="Retry failed FBR invoices every 5 minutes, unless FBR is paused or its circuit "
+    "breaker is open.",
 )
+def retry_failed_invoices_schedule(context: dg.ScheduleEvaluationContext, db: DatabaseResource):
+    return retry_schedule_result(db.engine, INVOICES)
 
 
 @dg.sensor(
     job=retry_failed_invoices,
     minimum_interval_seconds=60,
-    description="Launch retry_failed_invoices as soon as invoices are due, unless FBR is paused "
-    "or a run is already in flight.",
+    description="Launch retry_failed_invoices as soon as invoices are due, unless FBR is paused, "
+    "its circuit breaker is open or a run is already in flight.",
 )
 def retryable_invoices_sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
     return retry_sensor_result(context, db.engine, INVOICES, retry_failed_invoices.name)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from retry_pipelines.defs import run_summary
+from retry_pipelines.defs.breaker import BreakerSettings
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.defs.sensing import retry_sensor_result
+from retry_pipelines.defs.sensing import retry_schedule_result, retry_sensor_result
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT
 from retry_pipelines.engine import maintenance
 from retry_pipelines.engine import paypal as payouts
@@ -16,7 +17,7 @@ from retry_pipelines.engine.pipeline import RunOptions
 from retry_pipelines.store.queues import PAYOUTS
 
 
-class RetryPayoutsConfig(dg.Config):
+class RetryPayoutsConfig(BreakerSettings):
     """Launchpad settings of one run; policy fields left empty keep the PayPal defaults."""
 
     batch_size: int = 20
@@ -59,6 +60,7 @@ def submit_due_batches(
         deadline=timedelta(seconds=config.time_budget_seconds),
         wait_while_paused=config.wait_out_short_pauses,
         run_id=context.run_id,
+        breaker=config.breaker_config(),
     )
 
     async def run():
@@ -109,13 +111,17 @@ def reconcile_payout_batches():
     reconcile_submitted_batches()
 
 
-retry_payout_batches_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="retry_payout_batches_schedule",
     cron_schedule="*/10 * * * *",
     execution_timezone="UTC",
     job=retry_payout_batches,
-    description="Submit or retry due payout batches every 10 minutes.",
+    description="Submit or retry due payout batches every 10 minutes, unless PayPal is paused or "
+    "its circuit breaker is open.",
 )
+def retry_payout_batches_schedule(context: dg.ScheduleEvaluationContext, db: DatabaseResource):
+    return retry_schedule_result(db.engine, PAYOUTS)
+
 
 reconcile_payout_batches_schedule = dg.ScheduleDefinition(
     name="reconcile_payout_batches_schedule",
@@ -129,8 +135,8 @@ reconcile_payout_batches_schedule = dg.ScheduleDefinition(
 @dg.sensor(
     job=retry_payout_batches,
     minimum_interval_seconds=60,
-    description="Launch retry_payout_batches when batches are due, unless PayPal is paused or a "
-    "run is already in flight.",
+    description="Launch retry_payout_batches when batches are due, unless PayPal is paused, its "
+    "circuit breaker is open or a run is already in flight.",
 )
 def retryable_payout_batches_sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
     return retry_sensor_result(context, db.engine, PAYOUTS, retry_payout_batches.name)

@@ -126,7 +126,7 @@ def error_distribution_report(
     group_name=GROUP,
     kinds={"sql"},
     description="Snapshot of the queues: items by status, due items and the oldest one's wait, "
-    "live and expired leases, paused gateways.",
+    "live and expired leases, paused gateways, each gateway's circuit breaker and retry budget.",
 )
 def retry_backlog(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
     snapshot = backlog(db.engine, now=datetime.now(UTC))
@@ -143,6 +143,32 @@ def retry_backlog(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg
         columns=["gateway", "paused_until", "reason"],
     )
     metadata["paused_gateways"] = dg.MetadataValue.md(markdown_table(paused))
+    for gateway, f in snapshot.breakers.items():
+        metadata[f"{gateway}/breaker/state"] = f.state
+        metadata[f"{gateway}/breaker/open_for_seconds"] = f.open_for_seconds
+        metadata[f"{gateway}/breaker/trips"] = f.trips
+        metadata[f"{gateway}/breaker/window_calls"] = f.window_calls
+        metadata[f"{gateway}/breaker/window_failures"] = f.window_failures
+        metadata[f"{gateway}/breaker/window_retries"] = f.window_retries
+        metadata[f"{gateway}/breaker/retry_allowance"] = (
+            -1 if f.retry_allowance is None else f.retry_allowance
+        )
+        metadata[f"{gateway}/breaker/rate_factor"] = f.rate_factor
+    breakers = pd.DataFrame(
+        [
+            (
+                f.gateway,
+                f.state,
+                f.open_until.isoformat() if f.open_until else "",
+                f.retry_allowance if f.retry_allowance is not None else "no limit",
+                f.rate_factor,
+                f.reason,
+            )
+            for f in snapshot.breakers.values()
+        ],
+        columns=["gateway", "breaker", "open_until", "retries_left", "rate_factor", "reason"],
+    )
+    metadata["breakers"] = dg.MetadataValue.md(markdown_table(breakers))
     metadata["by_status"] = dg.MetadataValue.md(markdown_table(snapshot.by_status()))
     return dg.MaterializeResult(metadata=metadata)
 

@@ -1,4 +1,5 @@
-"""Checks of the backlog snapshot: stuck leases, duplicate submissions, the FBR token's expiry."""
+"""Checks of the backlog snapshot: stuck leases, duplicate submissions, the FBR token's expiry,
+circuit breakers stuck open."""
 
 import os
 from datetime import UTC, datetime
@@ -45,8 +46,23 @@ def fbr_token_not_expiring(db: DatabaseResource) -> dg.AssetCheckResult:
     return check_result("fbr_token_not_expiring", checks.token_expiry(expiry, now=now))
 
 
+@dg.asset_check(
+    asset=retry_backlog,
+    description="No gateway's circuit breaker has been open (or half-open) for longer than "
+    "30 minutes in one stretch; asset_check_alert_sensor alerts when it fails.",
+)
+def breaker_not_stuck_open(db: DatabaseResource) -> dg.AssetCheckResult:
+    snapshot = backlog(db.engine, now=datetime.now(UTC))
+    return check_result("breaker_not_stuck_open", checks.breaker_not_stuck_open(snapshot))
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        asset_checks=[no_stuck_leases, no_duplicate_submissions, fbr_token_not_expiring]
+        asset_checks=[
+            no_stuck_leases,
+            no_duplicate_submissions,
+            fbr_token_not_expiring,
+            breaker_not_stuck_open,
+        ]
     )
