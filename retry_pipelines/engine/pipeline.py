@@ -39,6 +39,7 @@ from sqlalchemy import Engine, RowMapping
 from retry_pipelines.domain.breaker import TRIPPING, Breaker, BreakerConfig, BreakerState, Change
 from retry_pipelines.domain.errors import ErrorType, Failure
 from retry_pipelines.domain.policy import MAX_WAIT, Outcome, RetryPolicy
+from retry_pipelines.domain.scrub import scrub
 from retry_pipelines.engine.writer import AttemptWriter
 from retry_pipelines.gateways.ratelimit import TokenBucket
 from retry_pipelines.store import breakers, claims, gateways
@@ -262,7 +263,7 @@ async def run_pipeline(
             queue.name,
             breaker_config,
             error_type=failure.error_type if failure else None,
-            message=failure.summary() if failure else "",
+            message=scrub(failure.summary(), secrets) or "" if failure else "",
             retry_after=failure.retry_after if failure else None,
             now=_now(),
             run_id=options.run_id,

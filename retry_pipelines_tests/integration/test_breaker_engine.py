@@ -4,7 +4,7 @@ sandbox over real HTTP, on both databases."""
 import itertools
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,9 +13,12 @@ from sqlalchemy import delete, exists, select, update
 from retry_pipelines.domain.breaker import BreakerConfig, BreakerState
 from retry_pipelines.engine.seed import seed_invoices
 from retry_pipelines.store import breakers, tables
-from retry_pipelines.store.queues import INVOICES
+from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines_tests.support.databases import empty_tables
+from retry_pipelines_tests.support.factories import insert_batches
 from retry_pipelines_tests.support.fbr import run_retries, running_sandbox
+from retry_pipelines_tests.support.paypal import running_paypal
+from retry_pipelines_tests.support.paypal import submit as paypal_submit
 
 OUTAGE_ROUNDS = 8
 RECOVERY_ROUNDS = 6
@@ -223,3 +226,21 @@ def test_outage_keeps_the_plan_s_draw_sequence():
 def test_outage_refuses_a_bad_request_count(requests):
     with running_sandbox() as (_, sandbox), pytest.raises(ValueError, match="requests"):
         sandbox.chooser.start_outage("http_503", requests=requests)
+
+
+def test_the_paypal_pipeline_trips_its_own_breaker_in_a_503_outage(engine):
+    insert_batches(engine, 6, now=datetime.now(UTC))
+    breaker = BREAKER.with_overrides(
+        failure_threshold=3, cooldown_seconds=600, max_cooldown_seconds=600
+    )
+    with running_paypal() as (server, sandbox):
+        httpx.post(f"{server.url}/_sandbox/outage", json={"fault": "http_503"}).raise_for_status()
+        first = paypal_submit(engine, server.url, max_in_flight=1, breaker=breaker)
+        second = paypal_submit(engine, server.url, max_in_flight=1, breaker=breaker)
+        creates = sandbox.stats()["by_status"].get("503", 0)
+    assert first.breaker_state == second.breaker_state == "open"
+    assert first.dead == second.dead == 0
+    assert second.claimed == 0
+    assert creates <= 3 + 1  # the threshold, and at most one request already started
+    assert breakers.current(engine, INVOICES.name).state is BreakerState.CLOSED  # FBR untouched
+    assert breakers.current(engine, PAYOUTS.name).state is BreakerState.OPEN
