@@ -1148,8 +1148,9 @@ def test_config_validation():
         PaypalSandboxConfig(item_outcomes={"FAILED": 0.7, "UNCLAIMED": 0.7})
     with pytest.raises(ValueError, match=r"html_502 not supported here"):
         PaypalSandboxConfig(faults=FaultPlan(faults={"html_502": 0.1}))
-    with pytest.raises(ValueError, match=r"http_503 not supported here"):
-        FbrSandboxConfig(token="t", faults=FaultPlan(faults={"http_503": 0.1}))
+    with pytest.raises(ValueError, match=r"insufficient_funds not supported here"):
+        FbrSandboxConfig(token="t", faults=FaultPlan(faults={"insufficient_funds": 0.1}))
+    FbrSandboxConfig(token="t", faults=FaultPlan(faults={"http_503": 0.1}))  # FBR has a plain 503
     assert dict(FaultPlan.parse("http_503=0.1,insufficient_funds=0.2").faults) == {
         "http_503": 0.1,
         "insufficient_funds": 0.2,
