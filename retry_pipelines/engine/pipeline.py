@@ -302,7 +302,10 @@ async def run_pipeline(
             rows = await db(claims.claim, engine, queue, limit=limit, **kwargs)
         else:  # the retry budget binds: first attempts first, then retries within it
             rows = await db(claims.claim, engine, queue, limit=limit, attempted=False, **kwargs)
-            room = min(limit - len(rows), admission.retries)
+            # The budget keeps retries from crowding out first attempts. With none due, retries
+            # crowd out nobody and take the room (the breaker guards a failing gateway); without
+            # this, a backlog of retries alone would trickle at the budget's floor.
+            room = limit - len(rows) if not rows else min(limit - len(rows), admission.retries)
             if room > 0:
                 rows += await db(claims.claim, engine, queue, limit=room, attempted=True, **kwargs)
         claimed_retry.update((r["id"], r["attempt_count"] > 0) for r in rows)
