@@ -11,11 +11,12 @@ import dagster as dg
 from retry_pipelines.alerts import Alert
 from retry_pipelines.alerts.payload import BREAKER_OPENED
 from retry_pipelines.defs.alerts.resources import AlertWebhookResource
-from retry_pipelines.defs.alerts.sensors import FIRST_TICK_LOOKBACK, _deliver
+from retry_pipelines.defs.alerts.sensors import FIRST_TICK_LOOKBACK, send_in_order
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.store import breakers
 
 CHANGE_BATCH = 50
+OPENED = ("closed", "open")
 
 
 def breaker_opened_alert(change: breakers.ChangeRow) -> Alert:
@@ -54,20 +55,14 @@ def breaker_alert_sensor(
     after = int(context.cursor) if context.cursor else None
     since = None if after is not None else datetime.now(UTC) - FIRST_TICK_LOOKBACK
     rows = breakers.changes(db.engine, after_id=after, since=since, limit=CHANGE_BATCH)
-    sent = 0
-    for row in rows:
-        if (row.from_state, row.to_state) == ("closed", "open"):
-            alert = breaker_opened_alert(row)
-            outcome = _deliver(context, alert_webhook, alert)
-            if isinstance(outcome, dg.SkipReason):
-                return outcome
-            if not outcome.delivered:  # the cursor stays before it: the next tick resends
-                return dg.SkipReason(f"{sent} alert(s) sent; {alert.subject}: {outcome.describe()}")
-            sent += 1
-        context.update_cursor(str(row.id))
     if not rows:
         return dg.SkipReason("no new breaker state changes")
-    return dg.SkipReason(f"{sent} breaker alert(s) sent; {len(rows)} state change(s) read")
+    pending = (
+        (row.id, breaker_opened_alert(row) if (row.from_state, row.to_state) == OPENED else None)
+        for row in rows
+    )
+    done = f"breaker alert(s) sent; {len(rows)} state change(s) read"
+    return send_in_order(context, alert_webhook, pending, done)
 
 
 @dg.definitions

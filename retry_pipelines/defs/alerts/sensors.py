@@ -10,7 +10,7 @@ and touch nothing.
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -167,6 +167,31 @@ def _alerts_in_location(
         yield record.storage_id, alert
 
 
+def send_in_order(
+    context: dg.SensorEvaluationContext,
+    webhook: AlertWebhookResource,
+    pending: Iterable[tuple[int, Alert | None]],
+    done: str,
+) -> dg.SkipReason:
+    """Send each event's alert (``None``: nothing to send) in order, moving the cursor past each
+    event handled. Stops with the cursor before an event whose alert was not delivered (the next
+    tick sends it again) and once the tick's time budget is spent; else says ``N {done}``."""
+    sent = 0
+    started = time.monotonic()
+    for cursor, alert in pending:
+        if alert is not None:
+            if time.monotonic() - started > TICK_BUDGET_SECONDS:
+                return dg.SkipReason(f"{sent} alert(s) sent; the rest wait for the next tick")
+            outcome = _deliver(context, webhook, alert)
+            if isinstance(outcome, dg.SkipReason):
+                return outcome
+            if not outcome.delivered:
+                return dg.SkipReason(f"{sent} alert(s) sent; {alert.subject}: {outcome.describe()}")
+            sent += 1
+        context.update_cursor(str(cursor))
+    return dg.SkipReason(f"{sent} {done}")
+
+
 @dg.sensor(
     name="asset_check_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -183,23 +208,11 @@ def asset_check_alert_sensor(
         return dg.SkipReason(alert_webhook.not_configured_reason())
     after = int(context.cursor) if context.cursor else None
     records = check_evaluations(context.instance, after, now=datetime.now(UTC))
-    sent = 0
-    started = time.monotonic()
-    for storage_id, alert in _alerts_in_location(context, records):
-        if alert is not None:
-            if time.monotonic() - started > TICK_BUDGET_SECONDS:
-                return dg.SkipReason(f"{sent} alert(s) sent; the rest wait for the next tick")
-            outcome = _deliver(context, alert_webhook, alert)
-            if isinstance(outcome, dg.SkipReason):
-                return outcome
-            if not outcome.delivered:
-                # Stop before this event: the cursor stays, and the next tick sends it again.
-                return dg.SkipReason(f"{sent} alert(s) sent; {alert.subject}: {outcome.describe()}")
-            sent += 1
-        context.update_cursor(str(storage_id))
     if not records:
         return dg.SkipReason("no new asset check evaluations")
-    return dg.SkipReason(f"{sent} failed check alert(s) sent; {len(records)} evaluation(s) read")
+    pending = _alerts_in_location(context, records)
+    done = f"failed check alert(s) sent; {len(records)} evaluation(s) read"
+    return send_in_order(context, alert_webhook, pending, done)
 
 
 @dg.definitions
