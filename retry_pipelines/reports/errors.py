@@ -52,6 +52,9 @@ def _statement(queue: WorkQueue, dialect: str, start: date, end: date):
     )
     m = by_message.c
     group = [m.day, m.error_type, m.error_code]
+    # Ties between equally frequent messages break by bytes on both backends (SQLite's BINARY;
+    # PostgreSQL's "C" rather than the database's locale), so both pick the same message.
+    tie_break = m.message.collate("C") if dialect == "postgresql" else m.message
     ranked = select(
         m.day,
         m.error_type,
@@ -60,7 +63,7 @@ def _statement(queue: WorkQueue, dialect: str, start: date, end: date):
         m.n,
         cast(func.sum(m.n).over(partition_by=group), BigInteger).label("failures"),
         cast(func.sum(m.n).over(partition_by=[m.day]), BigInteger).label("day_failures"),
-        func.row_number().over(partition_by=group, order_by=[m.n.desc(), m.message]).label("rank"),
+        func.row_number().over(partition_by=group, order_by=[m.n.desc(), tie_break]).label("rank"),
     ).subquery("ranked")
     r = ranked.c
     return select(
