@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
@@ -12,6 +12,10 @@ from retry_pipelines.domain.breaker import DEFAULT_BREAKER, Breaker, BreakerConf
 from retry_pipelines.store import breakers
 from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import gateway_state
+
+STUCK_AFTER = timedelta(minutes=5)
+"""A lease expired this long ago has outlived several ticks of ``stuck_locks_sensor`` (every
+minute) and the sweep at the start of every retry run: something keeps it from being swept."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,9 @@ class GatewayBacklog:
     """Seconds the longest-waiting due item (``pending``, ``next_attempt_at`` passed) has waited."""
     live_leases: int
     expired_leases: int
-    """Leases past their expiry whose item is still ``processing``: stuck until swept."""
+    """Leases past their expiry whose item is still ``processing``: waiting for the sweep."""
+    stuck_leases: int = 0
+    """Of those, leases expired more than ``STUCK_AFTER`` ago: the sweep has not taken them."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +107,13 @@ def backlog(engine: Engine, *, now: datetime) -> Backlog:
                 )
             ).one()
             processing = t.c.status == queue.processing
-            live, expired = (
+            live, expired, stuck = (
                 conn.execute(select(func.count()).where(processing, condition)).scalar_one()
-                for condition in (t.c.lease_expires_at >= now, t.c.lease_expires_at < now)
+                for condition in (
+                    t.c.lease_expires_at >= now,
+                    t.c.lease_expires_at < now,
+                    t.c.lease_expires_at < now - STUCK_AFTER,
+                )
             )
             result[gateway] = GatewayBacklog(
                 gateway=gateway,
@@ -112,6 +122,7 @@ def backlog(engine: Engine, *, now: datetime) -> Backlog:
                 oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else None,
                 live_leases=live,
                 expired_leases=expired,
+                stuck_leases=stuck,
             )
         g = gateway_state
         paused = [

@@ -20,7 +20,7 @@ from datetime import datetime
 import pandas as pd
 
 from retry_pipelines.domain.breaker import DEFAULT_BREAKER
-from retry_pipelines.reports.backlog import Backlog, DuplicateSuccesses
+from retry_pipelines.reports.backlog import STUCK_AFTER, Backlog, DuplicateSuccesses
 from retry_pipelines.reports.tokens import EXPIRES_AT_ENV, TokenExpiry
 
 FAILURE_RATE_THRESHOLD = 0.5
@@ -91,13 +91,18 @@ def error_rate_spike(
 
 
 def no_stuck_leases(snapshot: Backlog) -> Finding:
-    stuck = {g: b.expired_leases for g, b in snapshot.gateways.items()}
-    metadata = {f"{g}/expired_leases": n for g, n in stuck.items()}
+    """Fails on leases expired more than ``STUCK_AFTER`` ago; ones expired just now are normal
+    (the next sweep takes them) and only reported."""
+    stuck = {g: b.stuck_leases for g, b in snapshot.gateways.items()}
+    metadata = {f"{g}/expired_leases": b.expired_leases for g, b in snapshot.gateways.items()}
+    metadata |= {f"{g}/stuck_leases": n for g, n in stuck.items()}
     if any(stuck.values()):
         detail = ", ".join(f"{g}: {n}" for g, n in stuck.items() if n)
+        minutes = int(STUCK_AFTER.total_seconds() // 60)
         return Finding(
             False,
-            f"expired leases still processing ({detail}); release_stuck_locks returns them",
+            f"leases expired over {minutes} min ago still processing ({detail}); "
+            "release_stuck_locks returns them",
             metadata,
             True,
         )

@@ -15,7 +15,7 @@ from retry_pipelines.defs.reports.checks import (
     no_stuck_leases,
 )
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.store import gateways
+from retry_pipelines.store import claims, gateways
 from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines.store.tables import retry_metrics_daily
 from retry_pipelines_tests.dagster.test_definitions import _expire_some_leases
@@ -159,6 +159,27 @@ def test_stuck_lease_check_fails_on_expired_leases(engine):
     assert not check.passed
     assert check.metadata["fbr/expired_leases"].value == 3
     assert check.metadata["paypal/expired_leases"].value == 2
+    assert check.metadata["fbr/stuck_leases"].value == 3
+
+
+def test_a_lease_that_expired_just_now_is_not_stuck(engine):
+    """The sweep has not had its chance yet: reported, but the check passes."""
+    recent = datetime.now(UTC) - timedelta(minutes=2)
+    insert_invoices(engine, 2, now=recent)
+    claims.claim(
+        engine,
+        INVOICES,
+        owner="slow-worker",
+        limit=10,
+        now=recent,
+        max_attempts=5,
+        lease=timedelta(minutes=1),
+    )
+    _, checks = _backlog_checks(engine)
+    check = checks["no_stuck_leases"]
+    assert check.passed, check.description
+    assert check.metadata["fbr/expired_leases"].value == 2
+    assert check.metadata["fbr/stuck_leases"].value == 0
 
 
 def test_duplicate_submission_check_fails_on_a_second_success(engine):
