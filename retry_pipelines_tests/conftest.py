@@ -84,6 +84,19 @@ def sqlite_engine(sqlite_url):
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_engine(request, tmp_path):
+    """An empty, unmigrated database on each backend in turn (for migration tests)."""
+    url = (
+        f"sqlite:///{tmp_path / 'empty.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_pg_url")
+    )
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request):
     """The app database, migrated and empty, on each backend in turn."""
     return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "pg_engine")

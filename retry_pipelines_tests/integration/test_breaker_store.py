@@ -4,28 +4,14 @@ concurrent workers, on both databases."""
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import inspect
 
 from retry_pipelines.domain.breaker import BreakerConfig, BreakerState
 from retry_pipelines.domain.errors import ErrorType
 from retry_pipelines.store import breakers, migrate
-from retry_pipelines.store.db import make_engine
 
 BREAKER_TABLES = {"gateway_breakers", "breaker_changes"}
 CONFIG = BreakerConfig(failure_threshold=5, failure_rate=0.0, cooldown_seconds=60, probes=2)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path / 'empty.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("fresh_pg_url")
-    )
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def test_0003_goes_up_and_down_alone(empty_engine):

@@ -1,24 +1,10 @@
 """Migration 0002 adds the report tables on top of 0001 and removes only them again."""
 
-import pytest
 from sqlalchemy import inspect
 
 from retry_pipelines.store import migrate
-from retry_pipelines.store.db import make_engine
 
 REPORT_TABLES = {"report_days", "retry_metrics_daily", "error_distribution_daily"}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path / 'empty.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("fresh_pg_url")
-    )
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def test_0002_goes_up_and_down_alone(empty_engine):
