@@ -78,7 +78,6 @@ def test_killed_paypal_runs_lose_nothing_and_create_nothing_twice(db_url, tmp_pa
         }
 
     assert stats["sender_batch_ids_created_more_than_once"] == 0
-    assert stats["duplicate_create_attempts"] > 0, "some creates should have been resent"
     counts = status_counts(engine, PAYOUTS)
     assert sum(counts.values()) == BATCH_COUNT
     assert set(counts) <= {"submitted", "completed", "dead", "needs_reconciliation"}, counts
