@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, insert, select, update
 
 from retry_pipelines.domain.states import INVOICE, InvoiceStatus
+from retry_pipelines.store.clean import clean_json, clean_row, clean_value, identifier_problem
 from retry_pipelines.store.tables import admin_audit, invoices
 
 ADMIN_ALLOWLIST_ENV = "RETRY_PIPELINES_ADMIN_IDS"
@@ -50,21 +51,21 @@ class Actor:
 def audit(
     conn, actor: Actor, action: str, entity_id, src, dst, now, details=None, entity="invoice"
 ) -> None:
-    """The audit row of one admin action, written in the caller's transaction."""
-    conn.execute(
-        insert(admin_audit).values(
-            at=now,
-            admin_id=actor.admin_id.strip(),
-            action=action,
-            entity_type=entity,
-            entity_id=str(entity_id),
-            from_status=src,
-            to_status=dst,
-            reason=actor.reason.strip(),
-            run_id=actor.run_id,
-            details=details,
-        )
-    )
+    """The audit row of one admin action, written in the caller's transaction; its texts are
+    cleaned and bounded for their columns (``store.clean``), the strings in ``details`` too."""
+    values = {
+        "at": now,
+        "admin_id": actor.admin_id.strip(),
+        "action": action,
+        "entity_type": entity,
+        "entity_id": str(entity_id),
+        "from_status": src,
+        "to_status": dst,
+        "reason": actor.reason.strip(),
+        "run_id": actor.run_id,
+        "details": clean_json(details),
+    }
+    conn.execute(insert(admin_audit).values(clean_row(admin_audit, values)))
 
 
 def requeue_dead_invoices(
@@ -88,8 +89,8 @@ def requeue_dead_invoices(
     INVOICE.require(InvoiceStatus.DEAD, InvoiceStatus.PENDING, admin=True)
     t = invoices
     where = [t.c.status == InvoiceStatus.DEAD]
-    if error_code:
-        where.append(t.c.last_error_code == error_code)
+    if error_code:  # cleaned as the stored codes were, so a cut code still matches
+        where.append(t.c.last_error_code == clean_value(t.c.last_error_code, error_code))
     if error_type:
         where.append(t.c.last_error_type == error_type.upper())
     if failed_after:
@@ -101,16 +102,17 @@ def requeue_dead_invoices(
         ids = list(ids)
         if dry_run or not ids:
             return ids
+        values = {
+            "status": InvoiceStatus.PENDING,
+            "counted_attempts": 0,
+            "next_attempt_at": now,
+            "status_reason": f"requeued by {actor.admin_id}: {actor.reason}",
+            "updated_at": now,
+        }
         conn.execute(
             update(t)
             .where(t.c.id.in_(ids), t.c.status == InvoiceStatus.DEAD)
-            .values(
-                status=InvoiceStatus.PENDING,
-                counted_attempts=0,
-                next_attempt_at=now,
-                status_reason=f"requeued by {actor.admin_id}: {actor.reason}",
-                updated_at=now,
-            )
+            .values(clean_row(t, values))
         )
         filters = {"error_code": error_code, "error_type": error_type}
         for item_id in ids:
@@ -144,6 +146,9 @@ def resolve_held_invoice(
         raise AdminError("mark_submitted needs the fbr_invoice_number found on IRIS")
     if action != "mark_submitted" and number:
         raise AdminError("fbr_invoice_number is only for mark_submitted")
+    problem = identifier_problem(invoices.c.fbr_invoice_number, number) if number else None
+    if problem:  # an FBR number is stored exactly as issued or not at all
+        raise AdminError(f"fbr_invoice_number cannot be stored as given ({problem}): {number!r}")
     t = invoices
     with engine.begin() as conn:
         row = conn.execute(select(t.c.status).where(t.c.id == invoice_id).with_for_update()).first()
@@ -164,7 +169,7 @@ def resolve_held_invoice(
             values |= {"fbr_invoice_number": number, "submitted_at": now}
         if action == "release":
             values |= {"next_attempt_at": now}
-        conn.execute(update(t).where(t.c.id == invoice_id).values(values))
+        conn.execute(update(t).where(t.c.id == invoice_id).values(clean_row(t, values)))
         details = {"fbr_invoice_number": number} if number else None
         audit(conn, actor, f"resolve:{action}", invoice_id, row.status, target, now, details)
     return target

@@ -5,6 +5,10 @@ the good ones are queued together in one transaction, and each refusal is return
 with every problem found (see ``domain.invoice_payload``). A reference already queued is refused
 as a duplicate, so sending the same file twice queues nothing twice. (Two intakes racing on one
 new reference: the second fails on the unique reference as a whole and stores nothing.)
+
+A payload is stored exactly as it will be posted, so text the database cannot hold faithfully
+(a NUL character, which PostgreSQL ``jsonb`` refuses, or invalid UTF-8 as lone surrogates) is
+refused with the paths where it occurs, never cleaned into a different invoice.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import Engine, insert, select
 
 from retry_pipelines.domain.invoice_payload import Problem, check_invoice_payload
 from retry_pipelines.store import tables
+from retry_pipelines.store.clean import unstorable_json_paths
 
 MAX_REFERENCE = tables.invoices.c.reference.type.length
 
@@ -51,6 +56,7 @@ def enqueue_invoices(
         if not problems and reference in accepted:
             problems = [Problem("reference", "appears twice in this intake")]
         problems += check_invoice_payload(payload)
+        problems += _text_problems(payload)
         if problems:
             result.refused.append(Refusal(label, tuple(problems)))
         else:
@@ -93,6 +99,14 @@ def enqueue_invoices(
 def _chunks(values: list, size: int = 1000):
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _text_problems(payload: Any) -> list[Problem]:
+    paths = unstorable_json_paths(payload)
+    if not paths:
+        return []
+    where = ", ".join(paths)
+    return [Problem("payload", f"holds a NUL character or invalid UTF-8 text at {where}")]
 
 
 def _reference_problems(reference: Any) -> list[Problem]:

@@ -17,9 +17,15 @@ from retry_pipelines.engine.paypal import retry_payout_batches
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.store import locks
+from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
 
 CYCLE_LOCK_TTL = timedelta(minutes=10)
+
+
+def _reason(text: str) -> str:
+    """A status reason cleaned and bounded for its column (``store.clean``)."""
+    return clean_value(payout_batches.c.status_reason, text)
 
 
 def _batch(conn, batch_id: int):
@@ -48,7 +54,7 @@ def override_status(
             .where(payout_batches.c.id == batch_id, payout_batches.c.status == row["status"])
             .values(
                 status=new_status,
-                status_reason=f"override by {actor.admin_id}: {actor.reason}",
+                status_reason=_reason(f"override by {actor.admin_id}: {actor.reason}"),
                 updated_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
@@ -125,7 +131,7 @@ async def manual_retry(
                     status=BatchStatus.PENDING,
                     next_attempt_at=now,
                     counted_attempts=snapshot.counted_attempts,
-                    status_reason=f"manual retry by {actor.admin_id}: {actor.reason}",
+                    status_reason=_reason(f"manual retry by {actor.admin_id}: {actor.reason}"),
                     updated_at=now,
                 )
             )

@@ -26,6 +26,7 @@ from retry_pipelines.domain.states import BATCH, FINAL_ITEM_STATUSES, ITEM, Item
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, run_pipeline
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.gateways.paypal_parse import Created
+from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.queues import PAYOUTS
 from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
 
@@ -258,8 +259,8 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
             status=new,
             payout_item_id=item.get("payout_item_id"),
             transaction_id=item.get("transaction_id"),
-            error_name=errors.get("name"),
-            error_message=errors.get("message"),
+            error_name=clean_value(t.c.error_name, errors.get("name")),
+            error_message=clean_value(t.c.error_message, errors.get("message")),
             updated_at=now,
         )
     ).rowcount

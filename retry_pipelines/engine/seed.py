@@ -25,6 +25,7 @@ from retry_pipelines.domain.fbr_reference import (
     UNKNOWN_HS_CODE,
 )
 from retry_pipelines.store import tables
+from retry_pipelines.store.clean import clean_row, identifier_problem
 
 DEFAULT_SELLER_NTN = "1234567"
 UNAUTHORISED_SELLER_NTN = "7654321"
@@ -113,13 +114,20 @@ def seed_invoices(
     with engine.connect() as conn:
         start = conn.execute(select(tables.invoices.c.id).order_by(tables.invoices.c.id.desc()))
         start = (start.scalar() or 0) + 1
+    last = f"{reference_prefix}-{seed}-{start + max(count - 1, 0):07d}"
+    problem = identifier_problem(tables.invoices.c.reference, last)
+    if problem:
+        raise ValueError(
+            f"reference_prefix {reference_prefix!r} makes references like {last!r}: {problem}"
+        )
+    prior_failures = [_cleaned_failure(*f) for f in _PRIOR_FAILURES]
     invoices, kinds = [], Counter()
     for i in range(count):
         n = start + i
         error = rng.choice(DATA_ERRORS) if rng.random() < invalid_share else None
         kinds[error or "valid"] += 1
         seller = UNAUTHORISED_SELLER_NTN if error == "unauthorised_seller" else DEFAULT_SELLER_NTN
-        error_type, code, message = rng.choice(_PRIOR_FAILURES)
+        error_type, code, message = rng.choice(prior_failures)
         failed_at = now - timedelta(minutes=rng.randint(2, 180))
         invoices.append(
             {
@@ -170,3 +178,11 @@ def seed_invoices(
         for chunk in range(0, len(attempts), 2000):
             conn.execute(insert(tables.invoice_attempts), attempts[chunk : chunk + 2000])
     return SeedSummary(count, dict(kinds), ids.get(invoices[0]["reference"]) if invoices else None)
+
+
+def _cleaned_failure(error_type: str, code: str, message: str) -> tuple[str, str, str]:
+    """A prior failure's texts as the store boundary cleans them (``store.clean``); the item's and
+    the attempt's columns have the same limits."""
+    values = {"error_type": error_type, "error_code": code, "error_message": message}
+    cleaned = clean_row(tables.invoice_attempts, values)
+    return cleaned["error_type"], cleaned["error_code"], cleaned["error_message"]

@@ -7,18 +7,38 @@ sent (the caller awaits it), an outcome is committed as soon as the flush it joi
 item that another worker took meanwhile is reported, never overwritten. There is no timer: when
 the writer is idle a single item is written at once; under load, items that arrive during a flush
 share the next one.
+
+One bad row never costs the others. Texts are cleaned and bounded at the store boundary
+(``store.clean``), so a gateway's odd answer should not fail a flush at all; if a group
+transaction still fails, and not because the database is unreachable (then the whole group
+fails, as before: nothing in it was written, and retrying row by row would only wait on the same
+outage N times), its operations are written again one by one, each in its own transaction, so
+only a truly bad one fails. An outcome that still fails on its own is written once more with its
+texts replaced by a short note naming the error's type (``store.attempts.fallback_outcome``):
+the attempt is closed and the item moved, not left ``processing``. Only when that fails too does
+the caller get the exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from retry_pipelines.store.attempts import LeaseLost, StartedAttempt, record_many, start_attempts
+from retry_pipelines.store.attempts import (
+    LeaseLost,
+    StartedAttempt,
+    fallback_outcome,
+    record_many,
+    start_attempts,
+)
 from retry_pipelines.store.queues import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,10 +78,18 @@ class AttemptWriter:
             try:
                 results = await asyncio.to_thread(self._write, batch)
             except Exception as exc:  # the transaction failed: nothing in it was written
-                for op in batch:
-                    if not op.future.done():
-                        op.future.set_exception(exc)
-                continue
+                if _unreachable(exc):
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+                    continue
+                log.warning(
+                    "%s: a group write of %d failed (%s); writing them one by one",
+                    self.queue.name,
+                    len(batch),
+                    type(exc).__name__,
+                )
+                results = await asyncio.to_thread(self._write_one_by_one, batch)
             self.flushes += 1
             for op, result in zip(batch, results, strict=True):
                 if op.future.done():
@@ -70,6 +98,49 @@ class AttemptWriter:
                     op.future.set_exception(result)
                 else:
                     op.future.set_result(result)
+
+    def _write_one_by_one(self, batch: list[_Op]) -> list[Any]:
+        """Each op in a transaction of its own; an outcome that fails is retried once with safe
+        texts. Once the database is unreachable, the rest get that error without a try."""
+        results: list[Any] = []
+        for op in batch:
+            if results and isinstance(results[-1], BaseException) and _unreachable(results[-1]):
+                results.append(results[-1])
+                continue
+            try:
+                [result] = self._write([op])
+            except Exception as exc:
+                result = self._write_safe(op, exc)
+            results.append(result)
+        return results
+
+    def _write_safe(self, op: _Op, error: Exception) -> Any:
+        """``op`` failed on its own with ``error``: an outcome is written once more with its
+        texts replaced (``fallback_outcome``); a start, or an outcome that fails again, gets
+        ``error``."""
+        if op.kind != "record" or _unreachable(error):
+            return error
+        attempt, kwargs = op.args
+        # Only the error's type: its text may quote the values that could not be stored.
+        log.warning(
+            "%s item %s: outcome could not be stored as received (%s); storing it with a safe "
+            "note instead",
+            self.queue.name,
+            attempt.item_id,
+            type(error).__name__,
+        )
+        safe = fallback_outcome(self.queue, kwargs, error)
+        try:
+            [result] = self._write([_Op("record", (attempt, safe), op.future)])
+        except Exception as again:
+            log.error(
+                "%s item %s: the safe outcome could not be stored either (%s)",
+                self.queue.name,
+                attempt.item_id,
+                type(again).__name__,
+            )
+            return error
+        return result
 
     def _write(self, batch: list[_Op]) -> list[Any]:
         results: list[Any] = [None] * len(batch)
@@ -105,3 +176,10 @@ class AttemptWriter:
             for i, item_moved in zip(records, moved, strict=True):
                 results[i] = item_moved
         return results
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The database is down or the connection broke: not a problem of any one row."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

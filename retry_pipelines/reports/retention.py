@@ -26,6 +26,7 @@ from retry_pipelines.reports.storage import (
     PRUNED_ENTITY,
     days_with_reports,
 )
+from retry_pipelines.store.clean import clean_row
 from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import admin_audit
 
@@ -86,18 +87,17 @@ def prune_attempt_history(
                 )
                 deleted[gateway] = conn.execute(stmt).rowcount
             if any(deleted.values()):
-                conn.execute(
-                    insert(admin_audit).values(
-                        at=now,
-                        admin_id=admin_id,
-                        action=AUDIT_ACTION,
-                        entity_type=PRUNED_ENTITY,
-                        entity_id=day.isoformat(),
-                        reason=f"retention: keep {keep_days} days; both daily reports exist",
-                        run_id=run_id,
-                        details={"deleted": deleted},
-                    )
-                )
+                audit = {
+                    "at": now,
+                    "admin_id": admin_id,
+                    "action": AUDIT_ACTION,
+                    "entity_type": PRUNED_ENTITY,
+                    "entity_id": day.isoformat(),
+                    "reason": f"retention: keep {keep_days} days; both daily reports exist",
+                    "run_id": run_id,
+                    "details": {"deleted": deleted},
+                }
+                conn.execute(insert(admin_audit).values(clean_row(admin_audit, audit)))
         if any(deleted.values()):
             result.days_pruned.append(day)
             for gateway, n in deleted.items():

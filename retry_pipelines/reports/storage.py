@@ -2,7 +2,8 @@
 
 Writing a report for a day deletes that day's rows and inserts the new ones, together with the
 day's ``report_days`` row, in one transaction: a re-materialization or a backfill replaces a day,
-never duplicates it, and a reader never sees half a day.
+never duplicates it, and a reader never sees half a day. Texts are cleaned and bounded for
+their columns on the way in (``store.clean``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table, delete, func, insert, select
 
 from retry_pipelines.reports.sql import as_date, days
+from retry_pipelines.store.clean import clean_row
 from retry_pipelines.store.tables import (
     admin_audit,
     error_distribution_daily,
@@ -82,7 +84,7 @@ def write_report(
     for day in days(start, end):
         if day in kept:
             continue
-        rows = _records(frame.loc[frame["day"] == day, columns])
+        rows = [clean_row(table, r) for r in _records(frame.loc[frame["day"] == day, columns])]
         with engine.begin() as conn:
             conn.execute(delete(table).where(table.c.day == day))
             if rows:
@@ -90,11 +92,14 @@ def write_report(
             conn.execute(
                 delete(report_days).where(report_days.c.report == report, report_days.c.day == day)
             )
-            conn.execute(
-                insert(report_days).values(
-                    report=report, day=day, computed_at=now, run_id=run_id, row_count=len(rows)
-                )
-            )
+            day_row = {
+                "report": report,
+                "day": day,
+                "computed_at": now,
+                "run_id": run_id,
+                "row_count": len(rows),
+            }
+            conn.execute(insert(report_days).values(clean_row(report_days, day_row)))
         written[day] = len(rows)
     return written
 

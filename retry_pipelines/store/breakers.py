@@ -28,7 +28,7 @@ from retry_pipelines.domain.breaker import (
     Verdict,
 )
 from retry_pipelines.domain.errors import ErrorType
-from retry_pipelines.domain.scrub import scrub
+from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import breaker_changes, gateway_breakers
 
 T = TypeVar("T")
@@ -83,7 +83,7 @@ def _transact(
         if new != current:
             values = asdict(new)
             values["state"] = new.state.value
-            values["reason"] = scrub(new.reason) or ""
+            values["reason"] = clean_value(gateway_breakers.c.reason, new.reason) or ""
             conn.execute(
                 update(gateway_breakers)
                 .where(gateway_breakers.c.gateway == gateway)
@@ -96,7 +96,7 @@ def _transact(
                     at=change.at,
                     from_state=change.from_state.value,
                     to_state=change.to_state.value,
-                    reason=scrub(change.reason) or "",
+                    reason=clean_value(breaker_changes.c.reason, change.reason) or "",
                     open_until=change.open_until,
                     run_id=run_id,
                 )

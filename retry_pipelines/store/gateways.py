@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from sqlalchemy import Engine, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from retry_pipelines.domain.scrub import scrub
+from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import gateway_state
 
 
@@ -26,9 +27,18 @@ def _upsert(engine: Engine, gateway: str, values: dict, update: dict) -> None:
         conn.execute(stmt.on_conflict_do_update(index_elements=["gateway"], set_=update))
 
 
-def pause(engine: Engine, gateway: str, *, until: datetime, reason: str, now: datetime) -> None:
-    """Pause ``gateway`` until ``until``; a later pause already in place is kept."""
-    reason = scrub(reason) or ""
+def pause(
+    engine: Engine,
+    gateway: str,
+    *,
+    until: datetime,
+    reason: str,
+    now: datetime,
+    secrets: Iterable[str | None] = (),
+) -> None:
+    """Pause ``gateway`` until ``until``; a later pause already in place is kept. The reason is
+    cleaned and bounded (``store.clean``), ``secrets`` redacted."""
+    reason = clean_value(gateway_state.c.pause_reason, reason or "", secrets=secrets) or ""
     t = gateway_state
     later = t.c.paused_until.is_(None) | (t.c.paused_until < until)
     _upsert(

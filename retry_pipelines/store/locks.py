@@ -3,6 +3,11 @@
 A lock is a row: taking it inserts the row, or takes over one whose expiry has passed, in a single
 statement; a live lock held by someone else is refused with its holder and expiry, so an operator
 sees who holds it and until when. Expiry makes a crashed holder harmless.
+
+Owners and run ids are cleaned and bounded for their columns (``store.clean``), the same way by
+every function here, so a long owner still releases what it took. A key is an identifier: one
+that does not fit its column exactly raises ``store.clean.UnstorableIdentifier`` (a
+``ValueError``) rather than being cut into another lock's key.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import processing_locks
 
 
@@ -47,6 +53,8 @@ def acquire(
     """Take ``key`` for ``ttl``, or renew it if ``owner`` already holds it (unless not
     ``reentrant``: then a live lock is refused whoever holds it); raises ``LockHeld``."""
     t = processing_locks
+    key, owner = _key(key), _owner(owner)
+    run_id = clean_value(t.c.run_id, run_id)
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(t).values(
         lock_key=key, owner=owner, run_id=run_id, acquired_at=now, expires_at=now + ttl
@@ -74,12 +82,22 @@ def acquire(
 
 def release(engine: Engine, key: str, *, owner: str) -> bool:
     t = processing_locks
+    key, owner = _key(key), _owner(owner)
     with engine.begin() as conn:
         return bool(conn.execute(delete(t).where(t.c.lock_key == key, t.c.owner == owner)).rowcount)
 
 
 def holder(engine: Engine, key: str, *, now: datetime) -> LockHolder | None:
     t = processing_locks
+    key = _key(key)
     with engine.connect() as conn:
         row = conn.execute(select(t).where(t.c.lock_key == key, t.c.expires_at > now)).first()
     return LockHolder(key, row.owner, row.run_id, row.acquired_at, row.expires_at) if row else None
+
+
+def _key(key: str) -> str:
+    return clean_value(processing_locks.c.lock_key, key)
+
+
+def _owner(owner: str) -> str:
+    return clean_value(processing_locks.c.owner, owner)
