@@ -22,6 +22,16 @@ class BreakerSettings(dg.Config):
         default=None, description="...and the least share of the window's calls they must be."
     )
     breaker_window_seconds: float | None = None
+    breaker_min_calls: int | None = Field(
+        default=None,
+        description="Calls the sliding window must hold before its failure share can trip the "
+        "breaker (at least 1).",
+    )
+    breaker_consecutive_threshold: int | None = Field(
+        default=None,
+        description="Gateway-level failures in a row that trip the breaker; a success or an "
+        "item's own error resets the count (at least 1).",
+    )
     breaker_cooldown_seconds: float | None = Field(
         default=None, description="Open time after the first trip; it grows on repeated trips."
     )
@@ -45,6 +55,8 @@ class BreakerSettings(dg.Config):
             failure_threshold=self.breaker_failure_threshold,
             failure_rate=self.breaker_failure_rate,
             window_seconds=self.breaker_window_seconds,
+            min_calls=self.breaker_min_calls,
+            consecutive_threshold=self.breaker_consecutive_threshold,
             cooldown_seconds=self.breaker_cooldown_seconds,
             max_cooldown_seconds=self.breaker_max_cooldown_seconds,
             probes=self.breaker_probes,

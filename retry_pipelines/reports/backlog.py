@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from retry_pipelines.domain.breaker import DEFAULT_BREAKER, Breaker, BreakerConfig, retry_allowance
+from retry_pipelines.domain.breaker import (
+    DEFAULT_BREAKER,
+    Breaker,
+    BreakerConfig,
+    retry_allowance,
+    window,
+)
 from retry_pipelines.store import breakers
 from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import gateway_state
@@ -51,8 +57,13 @@ class BreakerFigures:
     """Seconds since it left ``closed`` (0 when closed)."""
     trips: int
     window_calls: int
+    """Calls that ended within the sliding window (its estimate at the snapshot, rounded)."""
     window_failures: int
+    """Of them, gateway-level failures."""
     window_retries: int
+    """Retries admitted within the window."""
+    consecutive_failures: int
+    """Gateway-level failures in a row, latest last."""
     retry_allowance: int | None
     """Retries the window still admits under ``BreakerConfig`` defaults (None: no limit now)."""
     rate_factor: float
@@ -61,6 +72,7 @@ class BreakerFigures:
     def of(
         cls, gateway: str, b: Breaker, *, now: datetime, config: BreakerConfig = DEFAULT_BREAKER
     ) -> BreakerFigures:
+        counts = window(b, now, config)
         return cls(
             gateway=gateway,
             state=b.state.value,
@@ -68,10 +80,11 @@ class BreakerFigures:
             open_until=b.open_until,
             open_for_seconds=b.open_for(now),
             trips=b.trips,
-            window_calls=b.calls,
-            window_failures=b.failures,
-            window_retries=b.retries,
-            retry_allowance=retry_allowance(b, config),
+            window_calls=round(counts.calls),
+            window_failures=round(counts.failures),
+            window_retries=round(counts.retries),
+            consecutive_failures=b.consecutive_failures,
+            retry_allowance=retry_allowance(b, config, now),
             rate_factor=b.rate_factor,
         )
 

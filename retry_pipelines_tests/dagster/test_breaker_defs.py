@@ -34,10 +34,10 @@ from retry_pipelines_tests.support.fbr import TOKEN, running_sandbox
 
 
 def trip(engine, gateway: str, now: datetime) -> breakers.Breaker:
-    """Five 503s out of five calls: the default breaker opens."""
+    """Ten 503s in a row: the default breaker opens."""
     config = DEFAULT_BREAKER
-    breakers.claimed(engine, gateway, config, first=5, retries=0, granted=0, now=now)
-    for _ in range(config.failure_threshold):
+    breakers.claimed(engine, gateway, config, first=10, retries=0, granted=0, now=now)
+    for _ in range(config.consecutive_threshold):
         b, _, _ = breakers.finished(
             engine,
             gateway,
@@ -81,7 +81,7 @@ def test_sensors_and_schedules_skip_naming_the_gateway_why_and_until_when(
     skip = _sensor(retryable_invoices_sensor, sqlite_url)
     assert isinstance(skip, dg.SkipReason)
     assert skip.skip_message.startswith(f"gateway fbr circuit breaker open until {until}: ")
-    assert "5 gateway-level failures of 5 calls within 60 s" in skip.skip_message
+    assert "10 gateway-level failures in a row; last TRANSIENT" in skip.skip_message
     assert "HTTP_503" in skip.skip_message
     tick = _schedule(retry_failed_invoices_schedule, sqlite_url)
     assert tick.run_requests == []
@@ -104,8 +104,7 @@ def test_the_job_s_breaker_config_trips_the_breaker_and_spares_the_items(sqlite_
     config = {
         "max_in_flight": 1,
         "wait_out_short_pauses": False,
-        "breaker_failure_threshold": 3,
-        "breaker_failure_rate": 0.1,
+        "breaker_consecutive_threshold": 3,
         "breaker_cooldown_seconds": 600,
         "breaker_max_cooldown_seconds": 600,
     }
@@ -126,18 +125,25 @@ def test_the_job_s_breaker_config_trips_the_breaker_and_spares_the_items(sqlite_
     assert requests <= 3 + 1  # the threshold, and at most one request already started
     [change] = breakers.changes(sqlite_engine, gateway="fbr")
     assert change.run_id == result.run_id
-    assert change.reason.startswith("3 gateway-level failures")
+    assert change.reason.startswith("3 gateway-level failures in a row")
 
 
 def test_breaker_settings_map_onto_the_domain_config():
     config = RetryInvoicesConfig(
-        breaker_failure_threshold=9, retry_budget_share=0.2, paced_rate_per_second=5
+        breaker_failure_threshold=9,
+        breaker_min_calls=40,
+        breaker_consecutive_threshold=7,
+        retry_budget_share=0.2,
+        paced_rate_per_second=5,
     ).breaker_config()
     assert (config.failure_threshold, config.retry_share, config.rate_per_second) == (9, 0.2, 5)
+    assert (config.min_calls, config.consecutive_threshold) == (40, 7)
     assert config.cooldown_seconds == DEFAULT_BREAKER.cooldown_seconds
     assert RetryInvoicesConfig(breaker_enabled=False).breaker_config().enabled is False
     with pytest.raises(ValueError, match="failure_threshold"):
         RetryInvoicesConfig(breaker_failure_threshold=0).breaker_config()
+    with pytest.raises(ValueError, match="consecutive_threshold"):
+        RetryInvoicesConfig(breaker_consecutive_threshold=0).breaker_config()
 
 
 def _backlog(engine, instance=None):
@@ -159,8 +165,8 @@ def test_backlog_shows_each_breaker_and_budget_and_the_check_fails_when_stuck_op
     metadata, check = _backlog(engine)
     assert metadata["fbr/breaker/state"] == "open"
     assert metadata["fbr/breaker/trips"] == 1
-    assert metadata["fbr/breaker/window_calls"] == 5
-    assert metadata["fbr/breaker/window_failures"] == 5
+    assert metadata["fbr/breaker/window_calls"] == 10  # counted as they ended, not as claimed
+    assert metadata["fbr/breaker/window_failures"] == 10
     assert metadata["fbr/breaker/retry_allowance"] == DEFAULT_BREAKER.retry_floor
     assert metadata["fbr/breaker/rate_factor"] == 1.0
     assert 0 <= metadata["fbr/breaker/open_for_seconds"] < DEFAULT_BREAKER.stuck_open_seconds
@@ -209,7 +215,7 @@ def test_an_opening_breaker_alerts_once(sqlite_url, sqlite_engine, receiver):
     assert alert["kind"] == "breaker_opened"
     assert alert["subject"] == "Circuit breaker of gateway fbr opened"
     assert alert["details"]["open_until"] == opened.open_until.isoformat()
-    assert "5 gateway-level failures" in alert["summary"]
+    assert "10 gateway-level failures in a row" in alert["summary"]
     assert again.skip_message == "no new breaker state changes"
     assert same == cursor
 

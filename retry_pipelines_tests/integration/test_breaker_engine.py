@@ -27,8 +27,7 @@ ROUND_GAP = 0.15
 """Seconds between two scheduled runs: longer than the items' cool-down (0.05 s) and the
 breaker's (0.1 s), so every round finds due items and, while open, a breaker ready to probe."""
 BREAKER = BreakerConfig(
-    failure_threshold=5,
-    failure_rate=0.25,
+    consecutive_threshold=5,
     window_seconds=600,
     cooldown_seconds=0.1,
     cooldown_multiplier=1.0,
@@ -103,11 +102,13 @@ def test_an_outage_trips_the_breaker_and_costs_no_item_its_retries(engine):
     # With it: the trip stops the flood, probes find the recovery, every item is submitted.
     assert with_breaker["status"] == {"submitted": 12}
     assert max(with_breaker["charged"]) <= 1  # only failures before the trip count
-    assert sum(with_breaker["charged"]) == BREAKER.failure_threshold - 1
+    assert sum(with_breaker["charged"]) == BREAKER.consecutive_threshold - 1
     assert max(with_breaker["counted_total"]) < 6  # budget left on every item
     # the threshold + attempts already started when it tripped (the run admits 2 x 4 in
     # flight) + one probe per outage round
-    assert with_breaker["failed_attempts"] <= BREAKER.failure_threshold + 2 * 4 + OUTAGE_ROUNDS
+    assert with_breaker["failed_attempts"] <= (
+        BREAKER.consecutive_threshold + 2 * 4 + OUTAGE_ROUNDS
+    )
     assert with_breaker["requests_503"] == with_breaker["failed_attempts"]
     assert with_breaker["uncounted_failures"] >= OUTAGE_ROUNDS - 1
     assert with_breaker["requests_503"] * 3 < without["requests_503"]
@@ -117,7 +118,7 @@ def test_an_outage_trips_the_breaker_and_costs_no_item_its_retries(engine):
     assert moves[0] == ("closed", "open")
     assert moves[-1] == ("half_open", "closed")
     assert moves.count(("half_open", "open")) >= OUTAGE_ROUNDS - 2  # failed probes
-    assert "5 gateway-level failures" in with_breaker["changes"][0].reason
+    assert "5 gateway-level failures in a row" in with_breaker["changes"][0].reason
     assert "TRANSIENT" in with_breaker["changes"][0].reason
     assert with_breaker["changes"][-1].reason == "a probe succeeded"
 
@@ -175,7 +176,7 @@ def test_a_429_storm_slows_the_pace_honours_retry_after_and_recovers(engine):
 def test_the_retry_budget_claims_first_attempts_before_retries(engine):
     """With gateway failures in the window, first attempts are claimed before retries, which get
     at most their budget beside them: retries due earlier no longer go first."""
-    budget = BreakerConfig(failure_threshold=50, retry_share=0.0, retry_floor=2)
+    budget = BreakerConfig(retry_share=0.0, retry_floor=2)  # six failures trip nothing
     policy = FAST.with_overrides(cooldown=0.3)
     with running_sandbox() as (server, sandbox):
         _fresh_invoices(engine, 6, seed=8)
@@ -191,7 +192,9 @@ def test_the_retry_budget_claims_first_attempts_before_retries(engine):
     assert summary.dead == 0
     assert len(second) >= 6
     assert new <= set(second[:6])  # the four first attempts and the budget's two retries
-    assert breakers.current(engine, INVOICES.name).failures == 6
+    stored = breakers.current(engine, INVOICES.name)
+    # every request's end is counted, successes too: 6 failed, then 6 retries and 4 firsts passed
+    assert (stored.failures, stored.calls, stored.consecutive_failures) == (6, 16, 0)
 
 
 def test_the_sandbox_outage_control_endpoint():
@@ -233,7 +236,7 @@ def test_outage_refuses_a_bad_request_count(requests):
 def test_the_paypal_pipeline_trips_its_own_breaker_in_a_503_outage(engine):
     insert_batches(engine, 6, now=datetime.now(UTC))
     breaker = BREAKER.with_overrides(
-        failure_threshold=3, cooldown_seconds=600, max_cooldown_seconds=600
+        consecutive_threshold=3, cooldown_seconds=600, max_cooldown_seconds=600
     )
     with running_paypal() as (server, sandbox):
         httpx.post(f"{server.url}/_sandbox/outage", json={"fault": "http_503"}).raise_for_status()
