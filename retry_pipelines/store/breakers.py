@@ -9,7 +9,7 @@ trip, half-open or close the same breaker from the same state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -156,6 +156,37 @@ def finished(
 
     new, changes, verdict = _transact(engine, gateway, now, run_id, step)
     return new, verdict, changes
+
+
+Ended = tuple[ErrorType | None, str, float | None]
+"""One ended call: its error type (``None``: success), message and ``Retry-After``."""
+
+
+def finished_many(
+    engine: Engine,
+    gateway: str,
+    config: BreakerConfig,
+    ended: Sequence[Ended],
+    *,
+    now: datetime,
+    run_id: str | None = None,
+) -> tuple[Breaker, list[Verdict], tuple[Change, ...]]:
+    """Several calls ended: each applied in order, all in one transaction (a busy run's group
+    commit). Returns the breaker after the last, each call's verdict and every state change."""
+
+    def step(b: Breaker) -> tuple[Step, list[Verdict]]:
+        changes: tuple[Change, ...] = ()
+        verdicts = []
+        for error_type, message, retry_after in ended:
+            one, verdict = machine.finished(
+                b, now, config, error_type=error_type, message=message, retry_after=retry_after
+            )
+            b, changes = one.breaker, changes + one.changes
+            verdicts.append(verdict)
+        return Step(b, changes), verdicts
+
+    new, changes, verdicts = _transact(engine, gateway, now, run_id, step)
+    return new, verdicts, changes
 
 
 def current(engine: Engine, gateway: str) -> Breaker:

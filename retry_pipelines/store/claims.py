@@ -218,28 +218,73 @@ def sweep_expired(
     ``max_attempts`` is already spent goes to the queue's ``held_status`` instead: it can no
     longer be claimed, and its last request may have been processed.
     """
-    t, a = queue.items, queue.attempts
+    t = queue.items
     expired = and_(_is(t.c.status, queue.processing), t.c.lease_expires_at < now)
-    in_flight = exists().where(queue.fk == t.c.id, a.c.outcome == "in_flight")
-    freed = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    interrupted_status = bindparam(None, queue.interrupted_status, type_=t.c.status.type)
-    reason = bindparam(None, "worker lost its lease while a request was in flight", type_=Text)
+    why = "worker lost its lease while a request was in flight"
+    return _take_back(engine, queue, expired, now=now, max_attempts=max_attempts, why=why)
+
+
+def take_back_owned(
+    engine: Engine,
+    queue: WorkQueue,
+    ids: Sequence[int],
+    *,
+    owner: str,
+    now: datetime,
+    why: str,
+    max_attempts: int | None = None,
+) -> SweepResult:
+    """What the sweep would do to ``owner``'s items ``ids``, now rather than after the lease: a
+    run ending with requests whose outcome it never learned puts them in the queue's safe state
+    at once (see ``sweep_expired``); items with nothing in flight go back to the queue."""
+    if not ids:
+        return SweepResult(returned=(), interrupted=())
+    t = queue.items
+    owned = and_(
+        _is(t.c.status, queue.processing),
+        t.c.lease_owner == owner,
+        id_in(t.c.id, ids, engine.dialect.name),
+    )
+    return _take_back(engine, queue, owned, now=now, max_attempts=max_attempts, why=why)
+
+
+def _interrupted_status(queue: WorkQueue, max_attempts: int | None, why: str):
+    """The status and reason for an item taken back with a request in flight."""
+    t = queue.items
+    status = bindparam(None, queue.interrupted_status, type_=t.c.status.type)
+    reason = bindparam(None, why, type_=Text)
     if max_attempts is not None and queue.interrupted_status == queue.ready:
         spent = t.c.counted_attempts >= max_attempts
-        interrupted_status = case((spent, queue.held_status), else_=interrupted_status)
+        status = case((spent, queue.held_status), else_=status)
         reason = case(
             (
                 spent,
-                "worker lost its lease during the last allowed attempt; it may have been "
+                f"{why}, during the last allowed attempt; it may have been "
                 "processed: held for a manual retry (which adopts the batch if the gateway has it)",
             ),
             else_=reason,
         )
+    return status, reason
+
+
+def _take_back(
+    engine: Engine,
+    queue: WorkQueue,
+    which,
+    *,
+    now: datetime,
+    max_attempts: int | None,
+    why: str,
+) -> SweepResult:
+    t, a = queue.items, queue.attempts
+    in_flight = exists().where(queue.fk == t.c.id, a.c.outcome == "in_flight")
+    freed = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    status, reason = _interrupted_status(queue, max_attempts, why)
     with engine.begin() as conn:
         interrupted = conn.execute(
             update(t)
-            .where(expired, in_flight)
-            .values(status=interrupted_status, status_reason=reason, **freed)
+            .where(which, in_flight)
+            .values(status=status, status_reason=reason, **freed)
             .returning(t.c.id)
         ).scalars()
         interrupted = tuple(sorted(interrupted))
@@ -254,11 +299,11 @@ def sweep_expired(
                     finished_at=now,
                     error_type="UNKNOWN",
                     delivery="ambiguous",
-                    error_message="worker lost its lease before recording the outcome",
+                    error_message=f"outcome never recorded: {why}",
                 )
             )
         returned = conn.execute(
-            update(t).where(expired).values(status=queue.ready, **freed).returning(t.c.id)
+            update(t).where(which).values(status=queue.ready, **freed).returning(t.c.id)
         ).scalars()
         return SweepResult(returned=tuple(sorted(returned)), interrupted=interrupted)
 

@@ -151,3 +151,19 @@ def test_state_change_reasons_are_scrubbed_of_secrets(engine):
     [change] = breakers.changes(engine, gateway="fbr")
     assert "abcdefghijklmnopqrstuvwxyz0123456789" not in change.reason
     assert "abcdefghijklmnopqrstuvwxyz0123456789" not in breakers.current(engine, "fbr").reason
+
+
+def test_a_batch_of_ended_calls_is_applied_in_order_in_one_transaction(engine):
+    config = BreakerConfig(consecutive_threshold=3)
+    now = datetime.now(UTC)
+    ok: breakers.Ended = (None, "", None)
+    down: breakers.Ended = (ErrorType.TRANSIENT, "HTTP 503", None)
+    new, verdicts, changes = breakers.finished_many(
+        engine, "fbr", config, [down, down, ok, down, down, down, down], now=now
+    )
+    assert [v.counts_against_item for v in verdicts] == [True] * 5 + [False, False]
+    assert [(c.from_state, c.to_state) for c in changes] == [("closed", "open")]
+    assert "3 gateway-level failures in a row" in changes[0].reason
+    assert new.state is BreakerState.OPEN
+    assert breakers.current(engine, "fbr") == new
+    assert len(breakers.changes(engine, gateway="fbr")) == 1

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import OperationalError
 
 from retry_pipelines.domain.policy import FBR_DEFAULT
-from retry_pipelines.engine import pipeline
-from retry_pipelines.engine.pipeline import RunOptions, Submission, run_pipeline
 from retry_pipelines.store import claims
+from retry_pipelines.engine.pipeline import RunOptions, Submission, run_pipeline
 from retry_pipelines.store.queues import INVOICES
 from retry_pipelines_tests.support.factories import insert_invoices
 
@@ -30,7 +29,7 @@ def test_one_failed_renewal_does_not_stop_renewing(engine, monkeypatch):
             raise OperationalError("UPDATE invoices SET lease_expires_at", {}, Exception("blip"))
         return real_renew(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.claims, "renew", renew)
+    monkeypatch.setattr(claims, "renew", renew)
     options = RunOptions(batch_size=4, max_in_flight=4, lease=timedelta(seconds=0.6))
     summary = asyncio.run(run_pipeline(engine, INVOICES, slow_submit, FBR_DEFAULT, options))
     assert len(calls) > 1, "renewal must go on after the failed one"
