@@ -25,7 +25,12 @@ from enum import StrEnum
 from retry_pipelines.domain.errors import NEVER_RETRIED, ErrorType, Failure
 
 MAX_WAIT = 7 * 86400.0
-"""The longest a gateway's ``Retry-After`` can push an item back: a week."""
+"""The longest a gateway's ``Retry-After`` can push an item back: a week. Also the bound of every
+delay a policy may be configured with (base and max delay, cooldown, token pause), so no decision
+can push an item or pause a gateway further than a week, nor overflow a ``timedelta``."""
+
+MAX_AGE = 366 * 86400.0
+"""The longest retry window (``max_age``) a policy may have: a year."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +81,27 @@ class RetryPolicy:
     overrides: Mapping[ErrorType, ErrorRule] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        problems = self._value_problems() + self._override_problems()
+        if problems:
+            raise ValueError("invalid retry policy: " + "; ".join(problems))
+
+    def _value_problems(self) -> list[str]:
         problems = []
         for name in ("base_delay", "max_delay", "multiplier", "jitter", "cooldown", "token_pause"):
             if not math.isfinite(getattr(self, name)):
                 problems.append(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.max_age is not None and not math.isfinite(self.max_age):
             problems.append(f"max_age must be a finite number, got {self.max_age}")
-        if self.token_pause < 0:
-            problems.append(f"token_pause must be >= 0 seconds, got {self.token_pause}")
+        for name in ("token_pause", "base_delay", "cooldown"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
+        for name in ("base_delay", "max_delay", "cooldown", "token_pause"):
+            if getattr(self, name) > MAX_WAIT:
+                problems.append(
+                    f"{name} must be <= {MAX_WAIT:.0f} seconds (7 days), got {getattr(self, name)}"
+                )
         if self.max_retries < 0:
             problems.append(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.base_delay < 0:
-            problems.append(f"base_delay must be >= 0 seconds, got {self.base_delay}")
         if self.max_delay < self.base_delay:
             problems.append(
                 f"max_delay ({self.max_delay}) must be >= base_delay ({self.base_delay})"
@@ -96,22 +110,29 @@ class RetryPolicy:
             problems.append(f"multiplier must be >= 1, got {self.multiplier}")
         if not 0 <= self.jitter <= 1:
             problems.append(f"jitter must be within [0, 1], got {self.jitter}")
-        if self.cooldown < 0:
-            problems.append(f"cooldown must be >= 0 seconds, got {self.cooldown}")
         if self.max_age is not None and self.max_age <= 0:
             problems.append(f"max_age must be > 0 seconds, got {self.max_age}")
+        if self.max_age is not None and self.max_age > MAX_AGE:
+            problems.append(
+                f"max_age must be <= {MAX_AGE:.0f} seconds (366 days), got {self.max_age}"
+            )
+        return problems
+
+    def _override_problems(self) -> list[str]:
+        problems = []
         for error_type, rule in self.overrides.items():
             if rule.max_retries is not None and rule.max_retries < 0:
                 problems.append(f"{error_type}: max_retries must be >= 0")
             delays = [d for d in (rule.base_delay, rule.max_delay) if d is not None]
             if any(not math.isfinite(d) or d < 0 for d in delays):
                 problems.append(f"{error_type}: delays must be finite and >= 0 seconds")
+            elif any(d > MAX_WAIT for d in delays):
+                problems.append(f"{error_type}: delays must be <= {MAX_WAIT:.0f} seconds (7 days)")
             elif rule.max_delay is not None and rule.max_delay < (
                 self.base_delay if rule.base_delay is None else rule.base_delay
             ):
                 problems.append(f"{error_type}: max_delay must be >= base_delay")
-        if problems:
-            raise ValueError("invalid retry policy: " + "; ".join(problems))
+        return problems
 
     @property
     def max_attempts(self) -> int:

@@ -1,9 +1,15 @@
 """FBR DI client: post and validate invoices, with token reload and client-side rate limiting.
 
-One ``FbrClient`` wraps one ``httpx.AsyncClient`` with explicit connect and read timeouts. A 401
-is answered once by re-reading the token and retrying (the gateway refused the request, so the
-retry cannot duplicate an invoice); a second 401 is returned as TOKEN_EXPIRED for the engine to
-pause the gateway.
+One ``FbrClient`` wraps one ``httpx.AsyncClient`` with explicit connect and read timeouts, and
+every send with an overall deadline (``FbrSettings.deadline``: connect, write and reading the
+bounded body together), so a server that trickles its answer cannot hold a call much longer than
+the deadline. A deadline that passes is a NETWORK failure like a read timeout: ambiguous for a
+post (FBR may have issued the invoice), not delivered for a validation.
+
+A 401 is answered once by re-reading the token and retrying (the gateway refused the request, so
+the retry cannot duplicate an invoice); a second 401 is returned as TOKEN_EXPIRED for the engine
+to pause the gateway. Each of those two sends has its own deadline, so one call lasts at most two
+deadlines, plus any wait for the client-side rate limit (which sends nothing and is not counted).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ import httpx
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 from retry_pipelines.gateways.fbr_parse import Accepted, classify
-from retry_pipelines.gateways.http import MAX_BODY_BYTES, transport_failure
+from retry_pipelines.gateways.http import (
+    MAX_BODY_BYTES,
+    check_deadline,
+    request_deadline,
+    transport_failure,
+)
 from retry_pipelines.gateways.ratelimit import TokenBucket
 from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable
 
@@ -35,6 +46,22 @@ class FbrSettings:
     burst: int = 50
     connections: int = 32
     """Open connections at most; match the engine's in-flight limit."""
+    request_deadline: float | None = None
+    """Seconds one send may take in all (connect, write, read of the whole bounded body);
+    ``None``: ``read_timeout + connect_timeout``."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout"):
+            check_deadline(name, getattr(self, name))
+        if self.request_deadline is not None:
+            check_deadline("request_deadline", self.request_deadline)
+
+    @property
+    def deadline(self) -> float:
+        """The overall deadline of one send, in seconds."""
+        if self.request_deadline is not None:
+            return self.request_deadline
+        return self.read_timeout + self.connect_timeout
 
     def path(self, base: str) -> str:
         return base + ("_sb" if self.sandbox else "")
@@ -103,12 +130,15 @@ class FbrClient:
         return CallResult(result.outcome, result.http_status, (time.perf_counter() - start) * 1000)
 
     async def _send(self, path: str, payload: dict, token: str, *, is_post: bool) -> CallResult:
-        await self._bucket.acquire()
+        await self._bucket.acquire()  # before the deadline starts: nothing is sent while waiting
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._next = (self._next + 1) % len(self._pools)
         http = self._pools[self._next]
         try:
-            async with http.stream("POST", path, json=payload, headers=headers) as response:
+            async with (
+                request_deadline(self.settings.deadline),
+                http.stream("POST", path, json=payload, headers=headers) as response,
+            ):
                 body = await _read_bounded(response)
         except (httpx.HTTPError, OSError) as exc:
             return CallResult(transport_failure(exc, side_effects=is_post), None, 0.0)

@@ -1,5 +1,9 @@
 """OAuth2 client-credentials tokens (PayPal): fetched, cached until shortly before they expire,
-refreshed once when the API says the token is no longer accepted."""
+refreshed once when the API says the token is no longer accepted.
+
+A fetch runs under an overall deadline (connect, write, read of the answer together; default
+35 s); when it passes the fetch fails as ``TokenRefused`` like any other unreachable token
+endpoint, so the lock that serialises fetches is never held much longer than that."""
 
 from __future__ import annotations
 
@@ -10,7 +14,15 @@ from datetime import UTC, datetime
 
 import httpx
 
-from retry_pipelines.gateways.http import snippet
+from retry_pipelines.gateways.http import (
+    RequestDeadlineExceeded,
+    check_deadline,
+    request_deadline,
+    snippet,
+)
+
+DEFAULT_DEADLINE = 35.0
+"""Seconds a token fetch may take in all, when the caller does not say."""
 
 
 class TokenRefused(RuntimeError):
@@ -33,10 +45,13 @@ class ClientCredentials:
         client_secret: str,
         token_path: str = "/v1/oauth2/token",
         margin_seconds: float = 120.0,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError("PayPal needs both a client id and a client secret")
+        check_deadline("deadline", deadline)
         self._http, self._path, self._margin = http, token_path, margin_seconds
+        self.deadline = deadline
         self._auth = httpx.BasicAuth(client_id, client_secret)
         self._token: str | None = None
         self._expires_at = 0.0
@@ -60,14 +75,17 @@ class ClientCredentials:
 
     async def _fetch(self) -> None:
         try:
-            response = await self._http.post(
-                self._path,
-                data={"grant_type": "client_credentials"},
-                auth=self._auth,
-                headers={"Accept": "application/json"},
-            )
+            async with request_deadline(self.deadline):
+                response = await self._http.post(
+                    self._path,
+                    data={"grant_type": "client_credentials"},
+                    auth=self._auth,
+                    headers={"Accept": "application/json"},
+                )
         except httpx.HTTPError as exc:
-            raise TokenRefused(f"token endpoint unreachable: {type(exc).__name__}") from None
+            detail = f" ({exc})" if isinstance(exc, RequestDeadlineExceeded) else ""
+            message = f"token endpoint unreachable: {type(exc).__name__}{detail}"
+            raise TokenRefused(message) from None
         if response.status_code != 200:
             raise TokenRefused(
                 f"token endpoint answered HTTP {response.status_code}: {snippet(response.content)}"

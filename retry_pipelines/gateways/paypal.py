@@ -3,6 +3,14 @@
 ``sender_batch_id`` and ``PayPal-Request-Id`` come from the batch's row and never change across
 retries; a create that may have reached PayPal is retried with the same pair, and PayPal's
 "already exists" answer is turned into the original batch (see ``paypal_parse``).
+
+Every request (the create, each page or item read, the OAuth token fetch) runs under an overall
+deadline (``PaypalSettings.deadline``: connect, write and reading the body together), so a server
+that trickles its answer cannot hold a call much longer than that. A create whose deadline passes
+is a NETWORK failure like a read timeout, ambiguous (PayPal may have created the batch; the retry
+reuses the same ids); a read raises ``RequestDeadlineExceeded`` (an ``httpx.ReadTimeout``); a token
+fetch becomes ``TokenRefused``. A create that meets a 401 fetches a new token and sends again, each
+request with its own deadline: at most four deadlines for one ``create_payout``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,12 @@ from typing import Any
 import httpx
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
-from retry_pipelines.gateways.http import MAX_BODY_BYTES, transport_failure
+from retry_pipelines.gateways.http import (
+    MAX_BODY_BYTES,
+    check_deadline,
+    request_deadline,
+    transport_failure,
+)
 from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused
 from retry_pipelines.gateways.paypal_parse import Created, classify_create
 
@@ -28,6 +41,22 @@ class PaypalSettings:
     client_secret: str
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    request_deadline: float | None = None
+    """Seconds one request may take in all (connect, write, read of the whole body); ``None``:
+    ``read_timeout + connect_timeout``."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout"):
+            check_deadline(name, getattr(self, name))
+        if self.request_deadline is not None:
+            check_deadline("request_deadline", self.request_deadline)
+
+    @property
+    def deadline(self) -> float:
+        """The overall deadline of one request, in seconds."""
+        if self.request_deadline is not None:
+            return self.request_deadline
+        return self.read_timeout + self.connect_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +75,10 @@ class PaypalClient:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
         self.oauth = ClientCredentials(
-            self._http, client_id=settings.client_id, client_secret=settings.client_secret
+            self._http,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            deadline=settings.deadline,
         )
 
     async def aclose(self) -> None:
@@ -80,7 +112,8 @@ class PaypalClient:
             "Accept": "application/json",
         }
         try:
-            response = await self._http.post(PAYOUTS_PATH, json=body, headers=headers)
+            async with request_deadline(self.settings.deadline):
+                response = await self._http.post(PAYOUTS_PATH, json=body, headers=headers)
         except (httpx.HTTPError, OSError) as exc:
             return CreateResult(transport_failure(exc, side_effects=True), None, 0.0)
         content = response.content[:MAX_BODY_BYTES]
@@ -111,9 +144,10 @@ class PaypalClient:
     async def _get(self, path: str, params: dict | None = None) -> dict[str, Any]:
         for force in (False, True):
             token = await self.oauth.token(force=force)
-            response = await self._http.get(
-                path, params=params, headers={"Authorization": f"Bearer {token}"}
-            )
+            async with request_deadline(self.settings.deadline):
+                response = await self._http.get(
+                    path, params=params, headers={"Authorization": f"Bearer {token}"}
+                )
             if response.status_code != 401:
                 break
         response.raise_for_status()

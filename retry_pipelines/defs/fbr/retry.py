@@ -1,12 +1,15 @@
 """Retry failed FBR invoice posts: the job, its schedule and the sensor that launches it early."""
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import dagster as dg
+from pydantic import Field
 
 from retry_pipelines.defs import run_summary
-from retry_pipelines.defs.breaker import BreakerSettings
+from retry_pipelines.defs.breaker import RUN_BOUNDS, Bound, BreakerSettings, checked
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_schedule_result, retry_sensor_result
@@ -20,17 +23,36 @@ GATEWAY_TAG = "retry_pipelines/gateway"
 
 
 class RetryInvoicesConfig(BreakerSettings):
-    """Launchpad settings of one run; policy fields left empty keep the FBR defaults."""
+    """Launchpad settings of one run; policy fields left empty keep the FBR defaults. A value out
+    of its range fails the run before anything is claimed, naming the field."""
 
-    batch_size: int = 100
-    max_in_flight: int = 16
-    max_items: int | None = None
-    time_budget_seconds: int = 240
-    max_retries: int | None = None
-    base_delay_seconds: float | None = None
-    max_delay_seconds: float | None = None
-    cooldown_seconds: float | None = None
-    token_pause_seconds: float | None = None
+    BOUNDS: ClassVar[Mapping[str, Bound]] = {
+        **BreakerSettings.BOUNDS,
+        **RUN_BOUNDS,
+        "max_in_flight": Bound(1, 256),
+    }
+
+    batch_size: int = Field(default=100, description="Invoices claimed at a time (1 to 1000).")
+    max_in_flight: int = Field(default=16, description="Posts in flight at once (1 to 256).")
+    max_items: int | None = Field(
+        default=None, description="Stop after claiming this many (1 to 10000000; empty: no limit)."
+    )
+    time_budget_seconds: int = Field(
+        default=240, description="Stop claiming after this long (1 to 86400 s)."
+    )
+    max_retries: int | None = Field(default=None, description="Retries per invoice (0 to 100).")
+    base_delay_seconds: float | None = Field(
+        default=None, description="First backoff delay (0 to 604800 s = 7 days)."
+    )
+    max_delay_seconds: float | None = Field(
+        default=None, description="Longest backoff delay (0 to 604800 s)."
+    )
+    cooldown_seconds: float | None = Field(
+        default=None, description="Least time between two attempts of one invoice (0 to 604800 s)."
+    )
+    token_pause_seconds: float | None = Field(
+        default=None, description="Gateway pause when the token fails twice (0 to 604800 s)."
+    )
     hold_ambiguous: bool = True
     wait_out_short_pauses: bool = True
     """Sleep through a rate-limit pause that ends within the time budget, instead of stopping."""
@@ -69,19 +91,25 @@ def submit_due_invoices(
     fbr: FbrResource,
     swept: int,
 ) -> dict:
-    options = RunOptions(
-        batch_size=config.batch_size,
-        max_in_flight=config.max_in_flight,
-        max_items=config.max_items,
-        deadline=timedelta(seconds=config.time_budget_seconds),
-        wait_while_paused=config.wait_out_short_pauses,
-        run_id=context.run_id,
-        breaker=config.breaker_config(),
+    options, policy = checked(
+        config,
+        lambda: (
+            RunOptions(
+                batch_size=config.batch_size,
+                max_in_flight=config.max_in_flight,
+                max_items=config.max_items,
+                deadline=timedelta(seconds=config.time_budget_seconds),
+                wait_while_paused=config.wait_out_short_pauses,
+                run_id=context.run_id,
+                breaker=config.breaker_config(),
+            ),
+            config.policy(),
+        ),
     )
 
     async def run():
         async with fbr.client(connections=config.max_in_flight) as client:
-            return await retry_invoices(db.engine, client, options, config.policy())
+            return await retry_invoices(db.engine, client, options, policy)
 
     return run_summary.report(context, asyncio.run(run()))
 

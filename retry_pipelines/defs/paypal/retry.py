@@ -1,12 +1,15 @@
 """Submit recorded PayPal payout batches (phase 2) and reconcile the ones PayPal accepted."""
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import dagster as dg
+from pydantic import Field
 
 from retry_pipelines.defs import run_summary
-from retry_pipelines.defs.breaker import BreakerSettings
+from retry_pipelines.defs.breaker import RUN_BOUNDS, Bound, BreakerSettings, checked
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.defs.sensing import retry_schedule_result, retry_sensor_result
@@ -18,15 +21,30 @@ from retry_pipelines.store.queues import PAYOUTS
 
 
 class RetryPayoutsConfig(BreakerSettings):
-    """Launchpad settings of one run; policy fields left empty keep the PayPal defaults."""
+    """Launchpad settings of one run; policy fields left empty keep the PayPal defaults. A value
+    out of its range fails the run before anything is claimed, naming the field."""
 
-    batch_size: int = 20
-    max_in_flight: int = 4
-    time_budget_seconds: int = 480
-    max_retries: int | None = None
-    base_delay_seconds: float | None = None
-    max_delay_seconds: float | None = None
-    cooldown_seconds: float | None = None
+    BOUNDS: ClassVar[Mapping[str, Bound]] = {
+        **BreakerSettings.BOUNDS,
+        **RUN_BOUNDS,
+        "max_in_flight": Bound(1, 64),
+    }
+
+    batch_size: int = Field(default=20, description="Batches claimed at a time (1 to 1000).")
+    max_in_flight: int = Field(default=4, description="Creates in flight at once (1 to 64).")
+    time_budget_seconds: int = Field(
+        default=480, description="Stop claiming after this long (1 to 86400 s)."
+    )
+    max_retries: int | None = Field(default=None, description="Retries per batch (0 to 100).")
+    base_delay_seconds: float | None = Field(
+        default=None, description="First backoff delay (0 to 604800 s = 7 days)."
+    )
+    max_delay_seconds: float | None = Field(
+        default=None, description="Longest backoff delay (0 to 604800 s)."
+    )
+    cooldown_seconds: float | None = Field(
+        default=None, description="Least time between two attempts of one batch (0 to 604800 s)."
+    )
     wait_out_short_pauses: bool = True
 
     def policy(self):
@@ -54,18 +72,24 @@ def submit_due_batches(
     paypal: PaypalResource,
     swept: int,
 ) -> dict:
-    options = RunOptions(
-        batch_size=config.batch_size,
-        max_in_flight=config.max_in_flight,
-        deadline=timedelta(seconds=config.time_budget_seconds),
-        wait_while_paused=config.wait_out_short_pauses,
-        run_id=context.run_id,
-        breaker=config.breaker_config(),
+    options, policy = checked(
+        config,
+        lambda: (
+            RunOptions(
+                batch_size=config.batch_size,
+                max_in_flight=config.max_in_flight,
+                deadline=timedelta(seconds=config.time_budget_seconds),
+                wait_while_paused=config.wait_out_short_pauses,
+                run_id=context.run_id,
+                breaker=config.breaker_config(),
+            ),
+            config.policy(),
+        ),
     )
 
     async def run():
         async with paypal.client() as client:
-            return await payouts.retry_payout_batches(db.engine, client, options, config.policy())
+            return await payouts.retry_payout_batches(db.engine, client, options, policy)
 
     return run_summary.report(context, asyncio.run(run()))
 
