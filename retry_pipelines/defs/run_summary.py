@@ -27,12 +27,6 @@ def run_and_report(context: dg.OpExecutionContext, run: Coroutine[Any, Any, RunS
     return summary.as_metadata()
 
 
-def report(context: dg.OpExecutionContext, summary: RunSummary) -> dict:
-    _log(context, summary)
-    context.add_output_metadata(_metadata(summary))
-    return summary.as_metadata()
-
-
 def _log(context: dg.OpExecutionContext, summary: RunSummary) -> None:
     for alert in summary.alerts:
         context.log.error(alert)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,8 @@ from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.demo import execute_job
 from retry_pipelines.engine.seed import seed_invoices
 from retry_pipelines.store import tables
+from retry_pipelines.store.db import make_engine
+from retry_pipelines_tests.support.factories import insert_invoices
 from retry_pipelines_tests.support.fbr import TOKEN, running_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +88,38 @@ def test_missing_token_fails_with_a_clear_error(sqlite_url, tmp_path, monkeypatc
     job = defs().resolve_job_def("retry_failed_invoices")
     with pytest.raises(dg.DagsterInvalidConfigError, match='"FBR_API_TOKEN" which is not set'):
         job.execute_in_process()
+
+
+def test_a_run_whose_submit_step_fails_fails_naming_it_with_its_summary(sqlite_url, monkeypatch):
+    """Any error inside the pipeline fails the step (never RUN_SUCCESS with items stranded); the
+    failure names it and carries the run's summary."""
+    from retry_pipelines.engine import fbr as engine_fbr
+
+    def broken(client):
+        async def submit(row):
+            raise RuntimeError("submit step broke")
+
+        return submit
+
+    monkeypatch.setattr(engine_fbr, "submitter", broken)
+    engine = make_engine(sqlite_url)
+    insert_invoices(engine, 3, now=datetime.now(UTC))
+    result = retry_failed_invoices.execute_in_process(
+        run_config={"ops": {"submit_due_invoices": {"config": {"max_in_flight": 2}}}},
+        resources={
+            "db": DatabaseResource(url=sqlite_url),
+            "fbr": FbrResource(base_url="http://127.0.0.1:9", token="test-token-1234"),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = failure.step_failure_data
+    assert "submit step broke" in data.error.message
+    assert data.user_failure_data.metadata["claimed"].value == 3
+    t = tables.invoices
+    with engine.connect() as conn:
+        statuses = set(conn.execute(select(t.c.status)).scalars())
+    assert "processing" not in statuses
+    engine.dispose()

@@ -32,20 +32,31 @@ def _gate(max_in_flight: int = 8, budget: float | None = None) -> tuple[SendGate
     return SendGate(max_in_flight, clock, Budget(clock, budget)), clock
 
 
-def test_gateway_failures_halve_the_slots_once_per_round_and_answers_add_them_back():
+def test_failures_in_a_row_halve_the_slots_once_per_round_and_answers_add_them_back():
     async def go():
         gate, _ = _gate(8)
         round_one = [await gate.enter() for _ in range(8)]
         assert round_one == list(range(1, 9))
-        for seq in round_one:  # the whole round fails: one halving, not eight
+        for seq in round_one[:2]:  # two in a row: scattered faults leave the limit alone
             await gate.answered(seq, gateway_failure=True)
+        assert gate.limit == 8
+        for seq in round_one[2:]:  # the whole round fails: one halving, not six
+            await gate.answered(seq, gateway_failure=True)
+        for _ in round_one:
             await gate.leave()
         assert gate.limit == 4
         later = await gate.enter()  # sent after the decrease: its failure halves again
         await gate.answered(later, gateway_failure=True)
         await gate.leave()
         assert gate.limit == 2
-        for _ in range(10):
+        ok = await gate.enter()
+        await gate.answered(ok, gateway_failure=False)  # an answer ends the run of failures
+        await gate.leave()
+        fail = await gate.enter()
+        await gate.answered(fail, gateway_failure=True)
+        await gate.leave()
+        assert gate.limit == 3
+        for _ in range(5):
             seq = await gate.enter()
             await gate.answered(seq, gateway_failure=False)
             await gate.leave()

@@ -1,6 +1,5 @@
 """Retry failed FBR invoice posts: the job, its schedule and the sensor that launches it early."""
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -111,7 +110,7 @@ def submit_due_invoices(
         async with fbr.client(connections=config.max_in_flight) as client:
             return await retry_invoices(db.engine, client, options, policy)
 
-    return run_summary.report(context, asyncio.run(run()))
+    return run_summary.run_and_report(context, run())
 
 
 @dg.job(

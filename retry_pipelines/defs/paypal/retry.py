@@ -91,7 +91,7 @@ def submit_due_batches(
         async with paypal.client() as client:
             return await payouts.retry_payout_batches(db.engine, client, options, policy)
 
-    return run_summary.report(context, asyncio.run(run()))
+    return run_summary.run_and_report(context, run())
 
 
 @dg.job(

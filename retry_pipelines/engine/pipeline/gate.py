@@ -10,11 +10,12 @@ A hold stops new sends only; requests already on the wire finish on their own, a
 when the hold ends, whatever is still in flight. A *block* (breaker open, run stopping) turns
 every waiting item away until it is lifted.
 
-The slot limit adapts (AIMD): a gateway-level failure halves it, at most once per round of
-requests (a failure of a request sent before the last decrease does not decrease it again), and
-every answer from the gateway adds one back, up to ``max_in_flight``. When a gateway hangs, the
-requests already out time out together and the limit collapses before more are sent, so the
-circuit breaker trips after little more than one round of requests.
+The slot limit adapts (AIMD): a run of ``FAILURES_IN_A_ROW`` gateway-level failures halves it, at
+most once per round of requests (a failure of a request sent before the last decrease does not
+decrease it again), and every answer from the gateway adds one back, up to ``max_in_flight``. When
+a gateway hangs, the requests already out time out together and the limit collapses before more
+are sent, so the circuit breaker trips after little more than one round of requests; scattered
+faults (two in a row at most, mostly) leave the limit alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from datetime import datetime
 
 from retry_pipelines.engine.pipeline.clock import Budget, Clock
 from retry_pipelines.gateways.ratelimit import TokenBucket
+
+FAILURES_IN_A_ROW = 3
+"""Gateway-level failures in a row (within this run) that halve the slot limit."""
 
 FINAL = "final"
 """The block that is never lifted: the run is stopping."""
@@ -39,6 +43,7 @@ class SendGate:
         self.pacer: TokenBucket | None = None
         self._sent = 0
         self._decreased_after = 0
+        self._failures_in_a_row = 0
         self._changed = asyncio.Condition()
 
     async def enter(self) -> int | None:
@@ -64,10 +69,16 @@ class SendGate:
         """A request ended: adapt the slot limit to what the gateway did."""
         async with self._changed:
             if not gateway_failure:
+                self._failures_in_a_row = 0
                 self.limit = min(self.max_in_flight, self.limit + 1)
-            elif sequence > self._decreased_after:
-                self.limit = max(1, self.limit // 2)
-                self._decreased_after = self._sent
+            else:
+                self._failures_in_a_row += 1
+                if (
+                    self._failures_in_a_row >= FAILURES_IN_A_ROW
+                    and sequence > self._decreased_after
+                ):
+                    self.limit = max(1, self.limit // 2)
+                    self._decreased_after = self._sent
             self._changed.notify_all()
 
     def hold(self, until: datetime) -> None:
