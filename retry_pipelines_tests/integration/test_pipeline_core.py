@@ -223,3 +223,19 @@ def test_whatever_the_gateway_says_every_outcome_is_recorded(engine):
             assert value is None or ("\x00" not in value and len(value) <= 4000)
     attempts = _attempts(engine)
     assert len(attempts) == 40 and {a["outcome"] for a in attempts} == {"success", "failure"}
+
+
+def test_a_token_the_client_cannot_send_fails_the_run_naming_the_error(engine):
+    """A non-ASCII token cannot go into an HTTP header: the run fails loudly (never a success with
+    items stranded) and leaves no item processing."""
+    insert_invoices(engine, 6, now=datetime.now(UTC))
+
+    async def go(url):
+        async with make_client(url, token="t\u00f6ken-not-ascii-1234") as client:
+            return await retry_invoices(engine, client, RunOptions(max_in_flight=2), FAST)
+
+    with scripted_gateway(lambda i, p: accepted(f"N{i}")) as (url, gateway):
+        with pytest.raises(PipelineError, match="UnicodeEncodeError"):
+            asyncio.run(go(url))
+    assert gateway.log == []
+    assert _statuses(engine)["processing"] == 0
