@@ -3,6 +3,7 @@ head-of-line blocking after a rate limit, holds within the time budget, a failin
 run loudly with every item settled, and a killed run leaves unsent items plainly claimable."""
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -66,7 +67,7 @@ def test_a_rate_limit_does_not_wait_for_slow_requests_in_flight(engine):
     assert after, "nothing was sent after the rate limit"
     resumed = min(e.arrived for e in after)
     slow_done = min(e.answered for e in log[:2])
-    assert hold_end - 0.05 <= resumed <= hold_end + 1.5, (resumed - limited.answered)
+    assert hold_end - 0.05 <= resumed <= hold_end + 1.5, resumed - limited.answered
     assert resumed < slow_done, "sending waited for the slow requests in flight"
     assert summary.succeeded == 12
     assert _statuses(engine) == {"submitted": 12}
@@ -171,7 +172,8 @@ def test_a_run_killed_while_items_wait_for_a_slot_leaves_them_pending(db_url, tm
     assert _statuses(engine)["processing"] == 10
     swept = claims.sweep_expired(engine, INVOICES, now=now + timedelta(seconds=31))
     sent = {int(e.reference) for e in gateway.log}
-    assert len(swept.interrupted) == 2 and len(swept.returned) == 8
+    assert len(swept.interrupted) == 2
+    assert len(swept.returned) == 8
     t = tables.invoices
     with engine.connect() as conn:
         rows = conn.execute(select(t)).mappings().all()
@@ -186,10 +188,8 @@ def _hostile(index: int, payload: dict) -> Answer:
     """What a misbehaving gateway may say, one kind per request in turn."""
     kind = index % 4
     if kind == 0:  # a 100-character code and a 10 kB message
-        body = (
-            '{"validationResponse": {"statusCode": "01", "errorCode": "%s", "error": "%s"}}'
-            % ("E" * 100, "x" * 10_000)
-        )
+        rejection = {"statusCode": "01", "errorCode": "E" * 100, "error": "x" * 10_000}
+        body = json.dumps({"validationResponse": rejection})
         return Answer(200, body, {"content-type": "application/json"})
     if kind == 1:  # NUL and bytes that are not UTF-8 in a 500 page
         return Answer(500, b"\x00\xff\xfe<html>upstream \x00 failed</html>")
@@ -206,7 +206,8 @@ def test_whatever_the_gateway_says_every_outcome_is_recorded(engine):
     insert_invoices(engine, 40, now=datetime.now(UTC))
     with scripted_gateway(_hostile) as (url, gateway):
         summary = _run(engine, url, batch_size=10, max_in_flight=8)
-    assert summary.attempted == 40 and not summary.errors
+    assert summary.attempted == 40
+    assert not summary.errors
     issued = {f"7000007DI{e.index:012d}" for e in gateway.log if e.index % 4 == 3}
     t = tables.invoices
     with engine.connect() as conn:
@@ -222,7 +223,8 @@ def test_whatever_the_gateway_says_every_outcome_is_recorded(engine):
         for value in (row["last_error_code"], row["last_error_message"]):
             assert value is None or ("\x00" not in value and len(value) <= 4000)
     attempts = _attempts(engine)
-    assert len(attempts) == 40 and {a["outcome"] for a in attempts} == {"success", "failure"}
+    assert len(attempts) == 40
+    assert {a["outcome"] for a in attempts} == {"success", "failure"}
 
 
 def test_a_token_the_client_cannot_send_fails_the_run_naming_the_error(engine):

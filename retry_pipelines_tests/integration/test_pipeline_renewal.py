@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import OperationalError
 
 from retry_pipelines.domain.policy import FBR_DEFAULT
-from retry_pipelines.store import claims
 from retry_pipelines.engine.pipeline import RunOptions, Submission, run_pipeline
+from retry_pipelines.store import claims
 from retry_pipelines.store.queues import INVOICES
 from retry_pipelines_tests.support.factories import insert_invoices
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,9 +31,12 @@ class Answer:
 
 
 def accepted(number: str, delay: float = 0.0) -> Answer:
-    body = (
-        '{"invoiceNumber": "%s", "dated": "2026-12-02 10:00:00", "validationResponse": '
-        '{"statusCode": "00", "status": "Valid", "error": ""}}' % number
+    body = json.dumps(
+        {
+            "invoiceNumber": number,
+            "dated": "2026-12-02 10:00:00",
+            "validationResponse": {"statusCode": "00", "status": "Valid", "error": ""},
+        }
     )
     return Answer(200, body, {"content-type": "application/json"}, delay)
 
