@@ -21,14 +21,15 @@ the caller get the exception.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from retry_pipelines.engine.batching import GroupCommit
 from retry_pipelines.store.attempts import (
     LeaseLost,
     StartedAttempt,
@@ -41,11 +42,10 @@ from retry_pipelines.store.queues import WorkQueue
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Op:
     kind: str
     args: Any
-    future: asyncio.Future = field(repr=False)
 
 
 class AttemptWriter:
@@ -53,53 +53,33 @@ class AttemptWriter:
         self, engine: Engine, queue: WorkQueue, *, owner: str, run_id: str | None = None
     ) -> None:
         self.engine, self.queue, self.owner, self.run_id = engine, queue, owner, run_id
-        self._pending: list[_Op] = []
-        self._flusher: asyncio.Task | None = None
-        self.flushes = 0
+        self._group: GroupCommit[_Op, Any] = GroupCommit(self._write, recover=self._recover)
+
+    @property
+    def flushes(self) -> int:
+        return self._group.flushes
 
     async def start(self, item_id: int, now) -> StartedAttempt:
         """Spend an attempt and commit its ``in_flight`` row; raises ``LeaseLost``."""
-        return await self._submit("start", (item_id, now))
+        return await self._group.submit(_Op("start", (item_id, now)))
 
     async def record(self, attempt: StartedAttempt, **kwargs) -> bool:
         """Commit ``attempt``'s outcome; returns whether the item moved (False: lease lost)."""
-        return await self._submit("record", (attempt, kwargs))
+        return await self._group.submit(_Op("record", (attempt, kwargs)))
 
-    def _submit(self, kind: str, args: Any) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Op(kind, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
-        return future
+    def _recover(self, batch: Sequence[_Op], error: Exception) -> list[Any]:
+        """The group transaction failed, so nothing in it was written."""
+        if _unreachable(error):
+            raise error
+        log.warning(
+            "%s: a group write of %d failed (%s); writing them one by one",
+            self.queue.name,
+            len(batch),
+            type(error).__name__,
+        )
+        return self._write_one_by_one(batch)
 
-    async def _flush_all(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                results = await asyncio.to_thread(self._write, batch)
-            except Exception as exc:  # the transaction failed: nothing in it was written
-                if _unreachable(exc):
-                    for op in batch:
-                        if not op.future.done():
-                            op.future.set_exception(exc)
-                    continue
-                log.warning(
-                    "%s: a group write of %d failed (%s); writing them one by one",
-                    self.queue.name,
-                    len(batch),
-                    type(exc).__name__,
-                )
-                results = await asyncio.to_thread(self._write_one_by_one, batch)
-            self.flushes += 1
-            for op, result in zip(batch, results, strict=True):
-                if op.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    op.future.set_exception(result)
-                else:
-                    op.future.set_result(result)
-
-    def _write_one_by_one(self, batch: list[_Op]) -> list[Any]:
+    def _write_one_by_one(self, batch: Sequence[_Op]) -> list[Any]:
         """Each op in a transaction of its own; an outcome that fails is retried once with safe
         texts. Once the database is unreachable, the rest get that error without a try."""
         results: list[Any] = []
@@ -131,7 +111,7 @@ class AttemptWriter:
         )
         safe = fallback_outcome(self.queue, kwargs, error)
         try:
-            [result] = self._write([_Op("record", (attempt, safe), op.future)])
+            [result] = self._write([_Op("record", (attempt, safe))])
         except Exception as again:
             log.error(
                 "%s item %s: the safe outcome could not be stored either (%s)",
@@ -142,7 +122,7 @@ class AttemptWriter:
             return error
         return result
 
-    def _write(self, batch: list[_Op]) -> list[Any]:
+    def _write(self, batch: Sequence[_Op]) -> list[Any]:
         results: list[Any] = [None] * len(batch)
         starts = [(i, op) for i, op in enumerate(batch) if op.kind == "start"]
         with self.engine.begin() as conn:

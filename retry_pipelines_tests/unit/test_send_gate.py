@@ -90,6 +90,7 @@ def test_a_hold_is_waited_out_within_the_budget_and_refused_beyond_it():
         assert await gate.enter() is None  # would wait past the budget: turned away at once
         assert clock.t == before
         assert gate.in_flight == 1  # the refused item took no slot
+        assert gate.stopping  # nothing can leave within the budget: the run stops
 
     asyncio.run(go())
 
@@ -101,6 +102,7 @@ def test_the_pacer_never_waits_past_the_budget():
         assert await gate.enter() == 1
         assert await gate.enter() is None
         assert clock.t < 5.0
+        assert "paced at 0.1/s" in gate.blocks[FINAL]
 
     asyncio.run(go())
 

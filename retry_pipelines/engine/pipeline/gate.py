@@ -3,8 +3,9 @@
 An item passes in three steps, in this order: it takes a send slot (at most ``limit`` requests on
 the wire), waits out any hold the gateway asked for (``Retry-After``, a pause) and then the pacer.
 Only then does the run commit its ``in_flight`` attempt and send, so an item stopped anywhere in
-the gate was certainly never sent. Nothing waits past the run's time budget: an item whose wait
-would end after it is turned away unsent.
+the gate was certainly never sent. Nothing waits past the run's time budget: when a hold or the
+pacer would keep a send until after it, the run stops (``FINAL``) and waiting items are turned
+away unsent.
 
 A hold stops new sends only; requests already on the wire finish on their own, and sending resumes
 when the hold ends, whatever is still in flight. A *block* (breaker open, run stopping) turns
@@ -118,12 +119,14 @@ class SendGate:
             wait = (self.hold_until - self.clock.now()).total_seconds()
             if wait <= 0:
                 return True
-            if wait > self.budget.left():
+            if wait > self.budget.left():  # nothing can leave before the budget ends: stop
+                until = self.hold_until.isoformat()
+                await self.block(FINAL, f"the gateway asked to wait until {until}, past the budget")
                 return False
             await self.clock.sleep(min(wait, 1.0))  # a block or a later hold may come meanwhile
         return False
 
     async def _pace(self) -> bool:
-        if self.pacer is None:
-            return not self.blocks
-        return await self.pacer.acquire(max_wait=max(self.budget.left(), 0)) and not self.blocks
+        if self.pacer is not None and not await self.pacer.acquire(max_wait=self.budget.left()):
+            await self.block(FINAL, f"paced at {self.pacer.rate:g}/s: no turn within the budget")
+        return not self.blocks

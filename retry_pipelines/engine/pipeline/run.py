@@ -105,6 +105,9 @@ class PipelineRun:
             for helper in helpers:
                 helper.cancel()
             await self._settle()
+            self.summary.stopped_because = self.summary.stopped_because or self.gate.blocks.get(
+                FINAL
+            )
             self.summary.finished_at = self.clock.now()
         if self._errors:
             more = f" (and {len(self._errors) - 1} more)" if len(self._errors) > 1 else ""

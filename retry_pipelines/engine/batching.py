@@ -16,11 +16,21 @@ R = TypeVar("R")
 
 
 class GroupCommit(Generic[A, R]):
-    def __init__(self, write: Callable[[Sequence[A]], Sequence[R]]) -> None:
-        """``write`` runs in a worker thread and returns one result per argument, in order."""
-        self._write = write
+    def __init__(
+        self,
+        write: Callable[[Sequence[A]], Sequence[R | BaseException]],
+        *,
+        recover: Callable[[Sequence[A], Exception], Sequence[R | BaseException]] | None = None,
+    ) -> None:
+        """``write`` runs in a worker thread and returns one result per argument, in order; a
+        result that is an exception is raised to that caller only. When ``write`` raises,
+        ``recover(batch, error)`` (also in a thread) may still produce the results; without it,
+        or when it raises, every caller of the batch gets the error."""
+        self._write, self._recover = write, recover
         self._pending: list[tuple[A, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
+        self.flushes = 0
+        """Batches written (by ``write`` or ``recover``)."""
 
     def submit(self, arg: A) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
@@ -32,13 +42,27 @@ class GroupCommit(Generic[A, R]):
     async def _flush_all(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            args = [arg for arg, _ in batch]
             try:
-                results = await asyncio.to_thread(self._write, [arg for arg, _ in batch])
+                results = await self._results(args)
             except Exception as exc:  # nothing in the batch was written: each caller hears it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            self.flushes += 1
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
+
+    async def _results(self, args: list[A]) -> Sequence[R | BaseException]:
+        try:
+            return await asyncio.to_thread(self._write, args)
+        except Exception as exc:
+            if self._recover is None:
+                raise
+            return await asyncio.to_thread(self._recover, args, exc)
