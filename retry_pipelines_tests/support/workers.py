@@ -32,6 +32,10 @@ def claim_until_empty(url: str, queue_name: str, batch: int, out: str, barrier) 
         done = claims.finish(engine, queue, ids, owner=owner, status="submitted", now=now)
         if done != len(ids):
             raise SystemExit(f"{owner} finished {done} of the {len(ids)} rows it claimed")
+        if len(claimed) == len(ids):
+            # Every worker takes part: on SQLite the lock holder can otherwise starve the others
+            # (their busy handler backs off while it re-takes the lock at once).
+            barrier.wait()
     Path(out).write_text("\n".join(map(str, claimed)))
     engine.dispose()
 
