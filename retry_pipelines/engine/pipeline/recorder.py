@@ -105,9 +105,17 @@ class Recorder:
                 f"{self.queue.name}: credentials refused after a reload ({reason}); "
                 f"gateway paused until {until.isoformat()}"
             )
+        if until <= self.now():  # e.g. ``Retry-After: 0``: nothing to wait for or to store
+            return
         self.gate.hold(until)
         await asyncio.to_thread(
-            gateways.pause, self.engine, self.queue.name, until=until, reason=reason, now=self.now()
+            gateways.pause,
+            self.engine,
+            self.queue.name,
+            until=until,
+            reason=reason,
+            now=self.now(),
+            secrets=self.secrets,
         )
         self.note_pause(until, reason)
         if not self.wait_while_paused:
