@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=5000)
     parser.add_argument("--serial-invoices", type=int, default=150)
     parser.add_argument(
-        "--fault-invoices", type=int, default=2000, help="invoices of the fault variant (0: skip)"
+        "--fault-invoices", type=int, default=5000, help="invoices of the fault variant (0: skip)"
     )
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     args = parser.parse_args()
@@ -224,7 +224,7 @@ def main() -> None:
         serial = run_once(db_url, sandbox.url, in_flight=1, invoices=args.serial_invoices)
         stats = sandbox.stats()
         sandbox.stop()  # the variant gets its own sandbox, with faults
-        sizes = (args.fault_invoices, args.fault_invoices // 4)
+        sizes = (args.fault_invoices, min(500, args.fault_invoices))
         variants = [
             run_with_faults(db_url, invoices=n, retry_after=retry_after)
             for retry_after, n in zip(FAULT_RETRY_AFTER_SECONDS, sizes, strict=True)
