@@ -24,7 +24,8 @@ from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 from retry_pipelines.gateways.fbr_parse import Accepted, classify
 from retry_pipelines.gateways.http import (
     MAX_BODY_BYTES,
-    check_deadline,
+    check_timeouts,
+    overall_deadline,
     request_deadline,
     transport_failure,
 )
@@ -51,17 +52,12 @@ class FbrSettings:
     ``None``: ``read_timeout + connect_timeout``."""
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout"):
-            check_deadline(name, getattr(self, name))
-        if self.request_deadline is not None:
-            check_deadline("request_deadline", self.request_deadline)
+        check_timeouts(self)
 
     @property
     def deadline(self) -> float:
         """The overall deadline of one send, in seconds."""
-        if self.request_deadline is not None:
-            return self.request_deadline
-        return self.read_timeout + self.connect_timeout
+        return overall_deadline(self)
 
     def path(self, base: str) -> str:
         return base + ("_sb" if self.sandbox else "")

@@ -39,6 +39,22 @@ def check_deadline(name: str, seconds: float) -> None:
         raise ValueError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
 
 
+def check_timeouts(settings) -> None:
+    """Refuse client settings whose ``connect_timeout``, ``read_timeout`` or
+    ``request_deadline`` (``None``: derived) cannot bound a request."""
+    for name in ("connect_timeout", "read_timeout"):
+        check_deadline(name, getattr(settings, name))
+    if settings.request_deadline is not None:
+        check_deadline("request_deadline", settings.request_deadline)
+
+
+def overall_deadline(settings) -> float:
+    """Seconds one send may take in all: ``request_deadline``, or read + connect timeout."""
+    if settings.request_deadline is not None:
+        return settings.request_deadline
+    return settings.read_timeout + settings.connect_timeout
+
+
 @contextlib.asynccontextmanager
 async def request_deadline(seconds: float) -> AsyncIterator[None]:
     """Cancel the block after ``seconds`` and raise ``RequestDeadlineExceeded`` instead.
