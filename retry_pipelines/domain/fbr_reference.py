@@ -89,3 +89,26 @@ HS_CODES = {
 
 UNKNOWN_HS_CODE = "9999.9999"
 """Not in FBR's list: the sandbox answers 0019."""
+
+FBR_NUMBER_LENGTH = (13, 64)
+"""Issued numbers seen: ``{NTN}DI{digits}`` (22 or 28 characters), a 21-character alphanumeric
+sandbox number (``5419764DIZLLXVR750188``), item numbers with a ``-{n}`` suffix; the column
+holds 64."""
+_FBR_NUMBER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def fbr_number_problem(number: str) -> str | None:
+    """Why ``number`` cannot be an FBR-issued invoice number, or None if it can: ASCII letters and
+    digits (``-`` between them, as in item numbers), 13..64 characters, at least one digit."""
+    low, high = FBR_NUMBER_LENGTH
+    if not low <= len(number) <= high:
+        return f"an FBR invoice number has {low}..{high} characters, this one {len(number)}"
+    bad = sorted({c for c in number if c not in _FBR_NUMBER_CHARS})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:5])
+        return f"an FBR invoice number is ASCII letters, digits and '-', not {shown}"
+    if number[0] == "-" or number[-1] == "-" or "--" in number:
+        return "an FBR invoice number has '-' only between letters or digits"
+    if not any(c.isdigit() for c in number):
+        return "an FBR invoice number contains digits"
+    return None

@@ -1,5 +1,6 @@
 """Operator controls for payout batches: manual retry under the cycle's processing lock, status
-override along allowed admin transitions, and a status report. Every change is audited."""
+override along allowed admin transitions, and a status report. Every change locks its row, is
+conditional on the status it was checked against, and is audited only if that UPDATE changed it."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def _reason(text: str) -> str:
     return clean_value(payout_batches.c.status_reason, text)
 
 
-def _batch(conn, batch_id: int):
-    row = conn.execute(select(payout_batches).where(payout_batches.c.id == batch_id)).mappings()
-    row = row.first()
+def _batch(conn, batch_id: int, *, lock: bool = False):
+    query = select(payout_batches).where(payout_batches.c.id == batch_id)
+    if lock:  # FOR UPDATE on PostgreSQL; SQLite transactions hold the write lock already
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
     if row is None:
         raise AdminError(f"payout batch {batch_id} does not exist")
     return row
@@ -41,7 +44,7 @@ def override_status(
 ) -> str:
     """Move a batch along an allowed admin transition (e.g. dead -> canceled), audited."""
     with engine.begin() as conn:
-        row = _batch(conn, batch_id)
+        row = _batch(conn, batch_id, lock=True)
         try:
             BATCH.require(row["status"], new_status, admin=True)
         except IllegalTransition as exc:
@@ -124,7 +127,7 @@ async def manual_retry(
         if not verdict.ok:
             raise AdminError(f"batch {batch_id} cannot be retried now: {verdict}")
         with engine.begin() as conn:
-            conn.execute(
+            moved = conn.execute(
                 update(payout_batches)
                 .where(payout_batches.c.id == batch_id, payout_batches.c.status == status)
                 .values(
@@ -134,7 +137,9 @@ async def manual_retry(
                     status_reason=_reason(f"manual retry by {actor.admin_id}: {actor.reason}"),
                     updated_at=now,
                 )
-            )
+            ).rowcount
+            if moved != 1:  # nothing changed, nothing audited, nothing retried
+                raise AdminError(f"payout batch {batch_id} changed meanwhile; look again and retry")
             audit(
                 conn,
                 actor,

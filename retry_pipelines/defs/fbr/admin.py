@@ -76,7 +76,10 @@ def resolve_one_held_invoice(
         now=datetime.now(UTC),
         fbr_invoice_number=config.fbr_invoice_number,
     )
-    context.add_output_metadata({"invoice_id": config.invoice_id, "new_status": status})
+    status = str(getattr(status, "value", status))  # metadata holds plain JSON values only
+    context.add_output_metadata(
+        {"invoice_id": config.invoice_id, "action": config.action, "new_status": status}
+    )
     return status
 
 
