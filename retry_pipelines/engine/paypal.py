@@ -8,6 +8,12 @@ it is held as ``needs_reconciliation`` (a manual retry adopts it), never dead-le
 Reconciliation polls batches PayPal accepted until PayPal reports a final status, and records
 each item's own outcome (a batch can succeed while an item fails); items still UNCLAIMED, PENDING or
 ONHOLD after that are polled one by one until they are final or the polling window has passed.
+
+Each batch (and each item poll) is reconciled on its own: an unreachable PayPal, an answer that is
+malformed (a ``batch_header`` that is not an object, more pages than a batch can hold) or a value
+the store refuses is recorded in the summary's ``errors`` with a bounded message; that batch's
+transaction is rolled back, so it stays as it was and is polled again next run, and the run goes
+on with the others.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from retry_pipelines.domain.errors import Delivery
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
 from retry_pipelines.domain.states import BATCH, FINAL_ITEM_STATUSES, ITEM, ItemStatus
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, run_pipeline
+from retry_pipelines.gateways.http import text
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.gateways.paypal_parse import Created
 from retry_pipelines.store.clean import clean_value
@@ -167,11 +174,11 @@ async def reconcile(
     for batch_id, paypal_batch_id in batches:
         try:
             data = await client.get_batch(paypal_batch_id)
-        except Exception as exc:  # one unreachable batch must not stop the others
-            summary.errors.append(f"batch {batch_id} ({paypal_batch_id}): {type(exc).__name__}")
+            summary.polled += 1
+            outcome = await asyncio.to_thread(_apply, engine, batch_id, data, now)
+        except Exception as exc:  # one unreachable or malformed batch must not stop the others
+            summary.errors.append(_error_note(f"batch {batch_id} ({paypal_batch_id})", exc))
             continue
-        summary.polled += 1
-        outcome = await asyncio.to_thread(_apply, engine, batch_id, data, now)
         summary.items_updated += outcome[1]
         if outcome[0]:
             summary.finished[outcome[0]] = summary.finished.get(outcome[0], 0) + 1
@@ -218,7 +225,7 @@ async def _repoll_items(
             async with gate:
                 data = await client.get_item(row.payout_item_id)
         except Exception as exc:
-            summary.errors.append(f"item {row.payout_item_id}: {type(exc).__name__}")
+            summary.errors.append(_error_note(f"item {row.payout_item_id}", exc))
             return
         summary.items_polled += 1
 
@@ -235,15 +242,57 @@ async def _repoll_items(
                     )
                 return changed
 
-        summary.items_updated += await asyncio.to_thread(record)
+        try:
+            summary.items_updated += await asyncio.to_thread(record)
+        except Exception as exc:  # a malformed answer for one item must not stop the others
+            summary.errors.append(_error_note(f"item {row.payout_item_id}", exc))
 
     await asyncio.gather(*(poll(row) for row in due))
+
+
+ERROR_NOTE_LIMIT = 300
+"""Characters of one reconcile error note (the exception's message is cut to fit)."""
+
+
+def _error_note(what: str, exc: BaseException) -> str:
+    note = f"{what[:120]}: {type(exc).__name__}"
+    detail = " ".join(str(exc).split())
+    if detail:
+        note += f": {detail}"
+    return note if len(note) <= ERROR_NOTE_LIMIT else note[: ERROR_NOTE_LIMIT - 1] + "…"
+
+
+class MalformedBatch(ValueError):
+    """A batch answer whose shape PayPal cannot really send."""
+
+
+def _shape(data: Any) -> tuple[dict, list[dict]]:
+    """The batch header and items of a ``get_batch`` answer; ``MalformedBatch`` if either is not
+    what PayPal sends (an object; a list of objects, each ``errors`` an object)."""
+    header = data.get("batch_header") if isinstance(data, dict) else None
+    header = {} if header is None else header
+    if not isinstance(header, dict):
+        raise MalformedBatch(f"batch_header is a {type(header).__name__}, not an object")
+    items = data.get("items") or []
+    if not isinstance(items, list):
+        raise MalformedBatch(f"items is a {type(items).__name__}, not a list")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("payout_item") or {}, dict):
+            raise MalformedBatch(f"item {index} is not an object with a payout_item object")
+        if not isinstance(item.get("errors") or {}, dict):
+            raise MalformedBatch(f"item {index}: errors is not an object")
+    return header, items
 
 
 def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bool:
     """Record what PayPal reports of one item, if it is a move the item machine allows."""
     t = payout_items
+    if not isinstance(item, dict):
+        raise MalformedBatch(f"an item answer is a {type(item).__name__}, not an object")
     detail = item.get("payout_item") or {}
+    errors = item.get("errors") or {}
+    if not isinstance(detail, dict) or not isinstance(errors, dict):
+        raise MalformedBatch("payout_item and errors must be objects")
     key = detail.get("sender_item_id")
     new = str(item.get("transaction_status") or "")
     if not new or new == old:
@@ -251,7 +300,6 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
     if not ITEM.can(old, new):
         log.warning("batch %s item %s: ignoring %s -> %s", batch_id, key, old, new)
         return False
-    errors = item.get("errors") or {}
     moved = conn.execute(
         update(t)
         .where(t.c.batch_id == batch_id, t.c.sender_item_id == key, t.c.status == old)
@@ -259,8 +307,8 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
             status=new,
             payout_item_id=item.get("payout_item_id"),
             transaction_id=item.get("transaction_id"),
-            error_name=clean_value(t.c.error_name, errors.get("name")),
-            error_message=clean_value(t.c.error_message, errors.get("message")),
+            error_name=clean_value(t.c.error_name, _scalar(errors.get("name"))),
+            error_message=clean_value(t.c.error_message, _scalar(errors.get("message"))),
             updated_at=now,
         )
     ).rowcount
@@ -269,8 +317,8 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
 
 def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[str | None, int]:
     b, t = payout_batches, payout_items
-    header = data.get("batch_header") or {}
-    paypal_status = str(header.get("batch_status") or "")
+    header, items = _shape(data)
+    paypal_status = text(header.get("batch_status"), 100)
     updated = 0
     with engine.begin() as conn:
         current = dict(
@@ -278,7 +326,7 @@ def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[st
                 select(t.c.sender_item_id, t.c.status).where(t.c.batch_id == batch_id)
             ).all()
         )
-        for item in data.get("items") or []:
+        for item in items:
             old = current.get((item.get("payout_item") or {}).get("sender_item_id"))
             if old is not None:
                 updated += _record_item(conn, batch_id, old, item, now)
@@ -288,3 +336,8 @@ def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[st
             values |= {"status": finished, "completed_at": now}
         conn.execute(update(b).where(b.c.id == batch_id, b.c.status == "submitted").values(values))
     return finished, updated
+
+
+def _scalar(value: Any) -> str | None:
+    """A JSON value for a text column: containers (PayPal never sends them here) read as absent."""
+    return None if value is None or isinstance(value, dict | list) else str(value)

@@ -23,9 +23,10 @@ import httpx
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 from retry_pipelines.gateways.fbr_parse import Accepted, classify
 from retry_pipelines.gateways.http import (
-    MAX_BODY_BYTES,
+    ACCEPT_ENCODING,
     check_timeouts,
     overall_deadline,
+    read_bounded,
     request_deadline,
     transport_failure,
 )
@@ -127,7 +128,11 @@ class FbrClient:
 
     async def _send(self, path: str, payload: dict, token: str, *, is_post: bool) -> CallResult:
         await self._bucket.acquire()  # before the deadline starts: nothing is sent while waiting
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         self._next = (self._next + 1) % len(self._pools)
         http = self._pools[self._next]
         try:
@@ -135,7 +140,7 @@ class FbrClient:
                 request_deadline(self.settings.deadline),
                 http.stream("POST", path, json=payload, headers=headers) as response,
             ):
-                body = await _read_bounded(response)
+                body = await read_bounded(response)
         except (httpx.HTTPError, OSError) as exc:
             return CallResult(transport_failure(exc, side_effects=is_post), None, 0.0)
         outcome = classify(response.status_code, response.headers, body, is_post=is_post)
@@ -158,13 +163,3 @@ def _pools(settings: FbrSettings) -> list[httpx.AsyncClient]:
         httpx.AsyncClient(base_url=settings.base_url, timeout=timeout, limits=limits)
         for _ in range(count)
     ]
-
-
-async def _read_bounded(response: httpx.Response) -> bytes:
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY_BYTES:
-            break
-    return b"".join(chunks)[:MAX_BODY_BYTES]

@@ -5,6 +5,14 @@ httpx's timeouts bound each network operation (one connect, one write, one read)
 a server trickling a byte every second never trips a 2 s read timeout. ``request_deadline`` bounds
 the whole of one request instead (connect, send, and reading the bounded body) and raises
 ``RequestDeadlineExceeded``, a ``ReadTimeout``, so ``transport_failure`` classifies it like one.
+
+Every client reads bodies through ``read_bounded`` (``read_bounded_sync`` for the webhook): the
+raw bytes are streamed and decompressed here, a bounded slice at a time, so neither a huge body
+nor a gzip bomb is ever held whole; past ``MAX_BODY_BYTES`` (decompressed) the read stops with
+``BodyTooLarge``. Only identity, gzip and deflate encodings are read (``ACCEPT_ENCODING`` is what
+the clients ask for); anything else is ``UnreadableBody``. Both are ``httpx.HTTPError``s, so
+``transport_failure`` classifies them: a body that could not be read after a request with side
+effects leaves its delivery ambiguous. No client follows redirects.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Mapping
+import zlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -22,6 +31,79 @@ import httpx
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 
 MAX_BODY_BYTES = 1_000_000
+"""The most bytes of one response body (after decompression) any client reads."""
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"identity": None, "gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS}
+_WBITS["deflate"] = zlib.MAX_WBITS
+
+
+class UnreadableBody(httpx.HTTPError):
+    """A response body the client refuses to read (encoding, malformed compression, size)."""
+
+    code = "UNREADABLE_BODY"
+
+
+class BodyTooLarge(UnreadableBody):
+    code = "BODY_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response body over {limit:,} bytes (decompressed); not read further")
+
+
+class _BoundedBody:
+    """Collects a body's raw chunks, decompressing at most ``limit + 1`` bytes at a time."""
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        encoding = (response.headers.get("content-encoding") or "identity").strip().lower()
+        if encoding not in _WBITS:
+            raise UnreadableBody(f"unsupported Content-Encoding {encoding[:40]!r}")
+        wbits = _WBITS[encoding]
+        self._zlib = zlib.decompressobj(wbits) if wbits else None
+        self._limit, self._size, self._chunks = limit, 0, []
+        declared = response.headers.get("content-length", "")
+        if wbits is None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(limit)
+
+    def feed(self, raw: bytes) -> None:
+        if self._zlib is None:
+            self._take(raw)
+            return
+        data = raw
+        try:
+            while data and not self._zlib.eof:
+                self._take(self._zlib.decompress(data, self._limit - self._size + 1))
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise UnreadableBody(f"malformed compressed body: {exc}") from None
+
+    def _take(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise BodyTooLarge(self._limit)
+        self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self._zlib is not None and not self._zlib.eof and self._size:
+            raise UnreadableBody("compressed body ended early")
+        return b"".join(self._chunks)
+
+
+async def read_bounded(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body of a streamed response, at most ``limit`` bytes decompressed, else raises
+    ``BodyTooLarge``; ``UnreadableBody`` for an encoding not accepted or a malformed one."""
+    reader = _BoundedBody(response, limit)
+    async for raw in response.aiter_raw():
+        reader.feed(raw)
+    return reader.body()
+
+
+def read_bounded_sync(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """``read_bounded`` for a synchronous client."""
+    reader = _BoundedBody(response, limit)
+    raw_chunks: Iterable[bytes] = response.iter_raw()
+    for raw in raw_chunks:
+        reader.feed(raw)
+    return reader.body()
 
 
 class RequestDeadlineExceeded(httpx.ReadTimeout):
@@ -105,6 +187,9 @@ def transport_failure(exc: Exception, *, side_effects: bool) -> Failure:
     ``RequestDeadlineExceeded``, a bare ``TimeoutError``) are NETWORK failures.
     """
     name = type(exc).__name__
+    if isinstance(exc, UnreadableBody):
+        delivery = Delivery.AMBIGUOUS if side_effects else Delivery.NOT_DELIVERED
+        return Failure(ErrorType.UNKNOWN, f"{name}: {exc}", delivery, exc.code)
     never_sent = (
         httpx.ConnectError,
         httpx.ConnectTimeout,

@@ -1,6 +1,9 @@
 """OAuth2 client-credentials tokens (PayPal): fetched, cached until shortly before they expire,
 refreshed once when the API says the token is no longer accepted.
 
+The answer is read through ``read_bounded`` (capped, decompressed as it arrives); one over the cap
+or in an encoding not accepted is ``TokenRefused`` like any other unusable answer.
+
 A fetch runs under an overall deadline (connect, write, read of the answer together; default
 35 s); when it passes the fetch fails as ``TokenRefused`` like any other unreachable token
 endpoint, so the lock that serialises fetches is never held much longer than that."""
@@ -8,6 +11,7 @@ endpoint, so the lock that serialises fetches is never held much longer than tha
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +20,9 @@ import httpx
 
 from retry_pipelines.gateways.http import (
     RequestDeadlineExceeded,
+    UnreadableBody,
     check_deadline,
+    read_bounded,
     request_deadline,
     snippet,
 )
@@ -75,23 +81,28 @@ class ClientCredentials:
 
     async def _fetch(self) -> None:
         try:
-            async with request_deadline(self.deadline):
-                response = await self._http.post(
+            async with (
+                request_deadline(self.deadline),
+                self._http.stream(
+                    "POST",
                     self._path,
                     data={"grant_type": "client_credentials"},
                     auth=self._auth,
                     headers={"Accept": "application/json"},
-                )
+                ) as response,
+            ):
+                body = await read_bounded(response)
         except httpx.HTTPError as exc:
-            detail = f" ({exc})" if isinstance(exc, RequestDeadlineExceeded) else ""
+            known = isinstance(exc, RequestDeadlineExceeded | UnreadableBody)
+            detail = f" ({exc})" if known else ""
             message = f"token endpoint unreachable: {type(exc).__name__}{detail}"
             raise TokenRefused(message) from None
         if response.status_code != 200:
             raise TokenRefused(
-                f"token endpoint answered HTTP {response.status_code}: {snippet(response.content)}"
+                f"token endpoint answered HTTP {response.status_code}: {snippet(body)}"
             )
         try:
-            data = response.json()
+            data = json.loads(body)
             token, expires_in = str(data["access_token"]), float(data.get("expires_in", 0))
         except (ValueError, KeyError, TypeError):
             raise TokenRefused("token endpoint answered without an access_token") from None

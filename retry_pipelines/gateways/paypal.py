@@ -11,10 +11,17 @@ is a NETWORK failure like a read timeout, ambiguous (PayPal may have created the
 reuses the same ids); a read raises ``RequestDeadlineExceeded`` (an ``httpx.ReadTimeout``); a token
 fetch becomes ``TokenRefused``. A create that meets a 401 fetches a new token and sends again, each
 request with its own deadline: at most four deadlines for one ``create_payout``.
+
+Bodies are read through ``read_bounded`` (a capped, decompressed-as-it-arrives stream), redirects
+are never followed, and a batch read stops at ``max_pages``: a batch holds at most
+``MAX_BATCH_ITEMS`` items, so an answer claiming more pages than that (or a page that is not a
+JSON object) is ``MalformedAnswer``, raised after one GET, never followed.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +30,10 @@ import httpx
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 from retry_pipelines.gateways.http import (
-    MAX_BODY_BYTES,
+    ACCEPT_ENCODING,
     check_timeouts,
     overall_deadline,
+    read_bounded,
     request_deadline,
     transport_failure,
 )
@@ -33,6 +41,20 @@ from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused
 from retry_pipelines.gateways.paypal_parse import Created, classify_create
 
 PAYOUTS_PATH = "/v1/payments/payouts"
+MAX_BATCH_ITEMS = 15_000
+"""PayPal's limit on the items of one payout batch."""
+PAGE_SIZE = 1000
+"""PayPal's largest ``page_size`` for a batch read."""
+
+
+class MalformedAnswer(ValueError):
+    """PayPal answered a read with something it cannot really send (not a JSON object, more
+    pages than a batch can fill). The message is bounded."""
+
+
+def max_pages(page_size: int) -> int:
+    """The most pages a batch read can need at ``page_size`` items a page."""
+    return math.ceil(MAX_BATCH_ITEMS / page_size)
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,8 @@ class PaypalClient:
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            follow_redirects=False,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
         )
         self.oauth = ClientCredentials(
             self._http,
@@ -108,29 +132,36 @@ class PaypalClient:
             "Accept": "application/json",
         }
         try:
-            async with request_deadline(self.settings.deadline):
-                response = await self._http.post(PAYOUTS_PATH, json=body, headers=headers)
+            async with (
+                request_deadline(self.settings.deadline),
+                self._http.stream("POST", PAYOUTS_PATH, json=body, headers=headers) as response,
+            ):
+                content = await read_bounded(response)
         except (httpx.HTTPError, OSError) as exc:
             return CreateResult(transport_failure(exc, side_effects=True), None, 0.0)
-        content = response.content[:MAX_BODY_BYTES]
         if response.status_code != 401:
             self.oauth.mark_valid()
         outcome = classify_create(response.status_code, response.headers, content)
         return CreateResult(outcome, response.status_code, 0.0)
 
-    async def get_batch(self, payout_batch_id: str, *, page_size: int = 1000) -> dict[str, Any]:
-        """The batch header and every item, following pages."""
+    async def get_batch(
+        self, payout_batch_id: str, *, page_size: int = PAGE_SIZE
+    ) -> dict[str, Any]:
+        """The batch header and every item, following at most ``max_pages(page_size)`` pages."""
         items: list[dict] = []
-        page, header = 1, None
+        page, header, limit = 1, None, max_pages(page_size)
         while True:
             data = await self._get(
                 f"{PAYOUTS_PATH}/{payout_batch_id}",
                 params={"page": page, "page_size": page_size, "total_required": "true"},
             )
             header = data.get("batch_header", header)
-            items.extend(data.get("items") or [])
-            total_pages = int(data.get("total_pages") or 1)
-            if page >= total_pages:
+            page_items = data.get("items") or []
+            if not isinstance(page_items, list):
+                raise MalformedAnswer(f"page {page}: items is a {type(page_items).__name__}")
+            items.extend(page_items)
+            total_pages = _total_pages(data.get("total_pages"), limit, page_size)
+            if page >= total_pages or not page_items:
                 return {"batch_header": header, "items": items}
             page += 1
 
@@ -138,14 +169,38 @@ class PaypalClient:
         return await self._get(f"/v1/payments/payouts-item/{payout_item_id}")
 
     async def _get(self, path: str, params: dict | None = None) -> dict[str, Any]:
+        """One GET's JSON object; raises ``httpx.HTTPError`` (including a body over the cap) or
+        ``MalformedAnswer``."""
         for force in (False, True):
             token = await self.oauth.token(force=force)
-            async with request_deadline(self.settings.deadline):
-                response = await self._http.get(
-                    path, params=params, headers={"Authorization": f"Bearer {token}"}
-                )
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            async with (
+                request_deadline(self.settings.deadline),
+                self._http.stream("GET", path, params=params, headers=headers) as response,
+            ):
+                body = await read_bounded(response)
             if response.status_code != 401:
                 break
         response.raise_for_status()
         self.oauth.mark_valid()
-        return response.json()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise MalformedAnswer(f"GET {path[:100]}: not JSON") from None
+        if not isinstance(data, dict):
+            raise MalformedAnswer(f"GET {path[:100]}: a JSON {type(data).__name__}, not an object")
+        return data
+
+
+def _total_pages(value: Any, limit: int, page_size: int) -> int:
+    """``total_pages`` as PayPal may really send it (absent: 1)."""
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MalformedAnswer(f"total_pages is {str(value)[:40]!r}, not a page count")
+    if value > limit:
+        raise MalformedAnswer(
+            f"total_pages is {value:,}; a batch holds at most {MAX_BATCH_ITEMS:,} items"
+            f" ({limit} pages of {page_size}): not followed"
+        )
+    return value

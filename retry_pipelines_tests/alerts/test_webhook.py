@@ -120,8 +120,8 @@ def test_unexpected_client_errors_are_reported_not_raised():
         raise RuntimeError(f"bug while sending to {request.url} with {SECRET}")
 
     settings = WebhookSettings(url="https://hooks.example/x/tok", secret=SECRET)
-    with httpx.Client(transport=httpx.MockTransport(broken)) as client:
-        delivery = send(sample_alert(), settings, client=client, sleep=lambda _: None)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(broken))
+    delivery = send(sample_alert(), settings, client=client, sleep=lambda _: None)
     assert not delivery.delivered
     assert delivery.error == (
         "RuntimeError: bug while sending to https://hooks.example with [REDACTED]"
