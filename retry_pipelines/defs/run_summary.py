@@ -1,41 +1,80 @@
 """How a submitting op reports its run: alerts and pauses in the log, the summary as metadata.
-A run that failed part-way fails its step, naming the error, with the summary attached."""
+A run that failed part-way fails its step, naming the error, with the summary attached.
+
+Every text reported (log lines, metadata, the failure's description) is scrubbed of the run's
+known secrets in every form (``domain.scrub``): the gateway resources' credentials and the
+secrets the environment holds. Settings that break the deployment rules (a token with a newline,
+say) fail the step in one line, naming the setting, before anything is claimed."""
 
 import asyncio
-from collections.abc import Coroutine
+import os
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import dagster as dg
 
+from retry_pipelines.alerts.payload import secrets_from_env
+from retry_pipelines.domain.deployment import UnsafeConfiguration
+from retry_pipelines.domain.scrub import redact
 from retry_pipelines.engine.pipeline import PipelineError, RunSummary
+
+GATEWAY_RESOURCES = ("fbr", "paypal")
+
+
+def known_secrets(context: dg.OpExecutionContext) -> tuple[str, ...]:
+    """The credentials of the op's gateway resources and those in the environment."""
+    found: list[str] = list(secrets_from_env(os.environ))
+    for name in GATEWAY_RESOURCES:
+        resource = getattr(context.resources, name, None)
+        if resource is not None and hasattr(resource, "known_secrets"):
+            found += resource.known_secrets()
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 def run_and_report(context: dg.OpExecutionContext, run: Coroutine[Any, Any, RunSummary]) -> dict:
     """Run the pipeline; its summary becomes the op's output metadata, or, when it failed, the
     metadata of the step's failure."""
+    secrets = known_secrets(context)
     try:
         summary = asyncio.run(run)
+    except UnsafeConfiguration as exc:
+        raise dg.Failure(description=redact(str(exc), secrets), allow_retries=False) from None
     except PipelineError as exc:
-        _log(context, exc.summary)
+        _log(context, exc.summary, secrets)
         raise dg.Failure(
-            description=str(exc),
-            metadata=_metadata(exc.summary),
+            description=redact(str(exc), secrets),
+            metadata=_metadata(exc.summary, secrets),
             allow_retries=False,
         ) from None
-    _log(context, summary)
-    context.add_output_metadata(_metadata(summary))
-    return summary.as_metadata()
+    _log(context, summary, secrets)
+    context.add_output_metadata(_metadata(summary, secrets))
+    return _clean(summary.as_metadata(), secrets)
 
 
-def _log(context: dg.OpExecutionContext, summary: RunSummary) -> None:
+def _clean(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` (the summary's metadata) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {_clean(k, secrets): _clean(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, secrets) for v in value]
+    return value
+
+
+def _log(context: dg.OpExecutionContext, summary: RunSummary, secrets: tuple[str, ...]) -> None:
+    def say(level, text: str) -> None:
+        level(redact(text, secrets))
+
     for alert in summary.alerts:
-        context.log.error(alert)
+        say(context.log.error, alert)
     if summary.paused_until:
-        context.log.warning(
-            f"gateway {summary.gateway} paused until {summary.paused_until.isoformat()}"
+        say(
+            context.log.warning,
+            f"gateway {summary.gateway} paused until {summary.paused_until.isoformat()}",
         )
     if summary.stopped_because:
-        context.log.warning(f"{summary.gateway}: stopped sending: {summary.stopped_because}")
+        say(context.log.warning, f"{summary.gateway}: stopped sending: {summary.stopped_because}")
     context.log.info(
         f"{summary.gateway}: claimed {summary.claimed}, succeeded {summary.succeeded}, retry "
         f"scheduled {summary.retry_scheduled}, dead-lettered {summary.dead}, held {summary.held}, "
@@ -43,8 +82,8 @@ def _log(context: dg.OpExecutionContext, summary: RunSummary) -> None:
     )
 
 
-def _metadata(summary: RunSummary) -> dict:
-    metadata = summary.as_metadata()
+def _metadata(summary: RunSummary, secrets: tuple[str, ...] = ()) -> dict:
+    metadata = _clean(summary.as_metadata(), secrets)
     counts = [(k, v) for k, v in metadata.items() if isinstance(v, int) and not isinstance(v, bool)]
     table = "| outcome | count |\n|---|---:|\n" + "\n".join(f"| {k} | {v} |" for k, v in counts)
     return {

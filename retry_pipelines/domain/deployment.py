@@ -1,10 +1,13 @@
 """Configuration rules for a deployment: gateway URLs and secrets.
 
 Always: a gateway URL must be an absolute http(s) URL with a host and no credentials in it, and a
-secret must not be empty. In production mode (``RETRY_PIPELINES_ENV=production``) also: only
-HTTPS, and no weak or default secret (shorter than 16 characters, fewer than 8 distinct
-characters, a placeholder such as ``changeme``, or one of the sandbox's and demo's built-in
-values). Messages name the setting and the rule, never the secret's value.
+secret (token, client id or secret) must not be empty and must be exactly what is sent: printable
+ASCII, no control character (a newline would break the request header), no whitespace at either
+end (the value checked is the value sent, never a stripped copy). In production mode
+(``RETRY_PIPELINES_ENV=production``) also: only HTTPS, and no weak or default secret (shorter
+than 16 characters, fewer than 8 distinct characters, a placeholder such as ``changeme``, or one
+of the sandbox's and demo's built-in values). Messages name the setting and the rule, never the
+secret's value.
 """
 
 from __future__ import annotations
@@ -85,12 +88,28 @@ def gateway_url_problems(name: str, url: str | None, *, production: bool) -> lis
     return problems
 
 
-def secret_problems(name: str, value: str | None, *, production: bool) -> list[str]:
+def secret_format_problems(name: str, value: str | None) -> list[str]:
+    """What makes ``value`` unusable as a credential, in any mode; never quotes the value."""
     if not value or not value.strip():
         return [f"{name} is empty"]
-    if not production:
-        return []
-    if value in KNOWN_DEFAULT_SECRETS or value.strip().lower() in PLACEHOLDERS:
+    problems = []
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problems.append(f"{name} contains a control character (a newline, tab or similar)")
+    if not value.isascii():
+        problems.append(f"{name} contains a non-ASCII character")
+    if value != value.strip():
+        problems.append(f"{name} has whitespace at its start or end")
+    return problems
+
+
+def secret_problems(name: str, value: str | None, *, production: bool) -> list[str]:
+    """``secret_format_problems``, then in production the strength rules, applied to the exact
+    value (a padded default is refused as padded, never let through as a different string)."""
+    problems = secret_format_problems(name, value)
+    if problems or not production:
+        return problems
+    value = value or ""
+    if value in KNOWN_DEFAULT_SECRETS or value.lower() in PLACEHOLDERS:
         return [f"{name} is a built-in default or placeholder value; set the real credential"]
     if len(value) < MIN_SECRET_LENGTH:
         return [f"{name} is too short for production (at least {MIN_SECRET_LENGTH} characters)"]

@@ -1,9 +1,12 @@
 """Keep secrets out of everything we store or log.
 
 Error messages come from remote servers, proxies and exceptions, any of which may echo a header
-or a request. Known secret values are removed exactly; well-known credential shapes (bearer
-tokens, basic auth, ``client_secret=...``) are removed by pattern, in case a secret we were never
-told about appears.
+or a request. Known secret values are removed exactly, in every form they may be echoed in
+(``variants``: raw, JSON-escaped, quoted, HTML-escaped, URL-encoded, and each line of a
+multi-line value); well-known credential shapes (bearer tokens, basic auth,
+``client_secret=...``) are removed by pattern, in case a secret we were never told about appears.
+This is the one scrubber: the store boundary (``store.clean``), run summaries, logs, op metadata
+and alerts all call it with the run's known secrets.
 
 ``redact`` only removes secrets; ``scrub`` also cuts to ``MAX_MESSAGE_LENGTH`` (for logs and
 alerts). What is written to the database goes through ``store.clean``, which redacts as well and
@@ -12,8 +15,12 @@ bounds every text to its column with a visible marker.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
+from urllib.parse import quote, quote_plus
 
 MAX_MESSAGE_LENGTH = 2000
 REDACTED = "[REDACTED]"
@@ -21,7 +28,8 @@ MIN_SECRET_LENGTH = 4
 """Shorter known values are not redacted: they would blank ordinary words."""
 
 _PATTERNS = (
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    # the whole run of non-whitespace: a token may hold ``#``, ``!`` or any other printable
+    re.compile(r"(?i)\b(bearer|basic)\s+\S{8,}"),
     re.compile(
         r"(?i)\b(access_token|client_secret|password|token|secret)(\"?\s*[:=]\s*\"?)[^\s\"&,;}]+"
     ),
@@ -29,10 +37,51 @@ _PATTERNS = (
 )
 
 
+def _encodings(value: str) -> set[str]:
+    """``value`` as it may be echoed: raw, JSON-escaped (ASCII or not, ``/`` escaped or not,
+    once or twice), Python-quoted, HTML-escaped and URL-encoded (path and form style)."""
+    escaped = json.dumps(value)[1:-1]
+    return {
+        value,
+        escaped,
+        json.dumps(escaped)[1:-1],  # a JSON body quoted again in a JSON log or message
+        escaped.replace("/", "\\/"),
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        html.escape(value),
+        quote(value),
+        quote(value, safe=""),
+        quote_plus(value),
+        quote_plus(value, safe=""),
+    }
+
+
+@lru_cache(maxsize=256)
+def variants(secret: str) -> frozenset[str]:
+    """Every form of ``secret`` that is redacted: each encoding of the whole value and of each
+    of its lines (a multi-line value may be echoed, or stored, a line at a time). Forms shorter
+    than ``MIN_SECRET_LENGTH`` are left out."""
+    forms = _encodings(secret)
+    for line in secret.splitlines():
+        for part in (line, line.strip()):
+            if len(part) >= MIN_SECRET_LENGTH:
+                forms |= _encodings(part)
+    return frozenset(f for f in forms if len(f) >= MIN_SECRET_LENGTH)
+
+
+def known_forms(secrets: Iterable[str | None]) -> list[str]:
+    """The forms of every known secret, longest first (so no form is cut by a shorter one)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            forms |= variants(secret)
+    return sorted(forms, key=lambda f: (-len(f), f))
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with known ``secrets`` and credential-shaped parts replaced by ``[REDACTED]``."""
-    known = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
-    for secret in sorted(known, key=len, reverse=True):
+    """``text`` with known ``secrets`` (in every form ``variants`` lists) and credential-shaped
+    parts replaced by ``[REDACTED]``."""
+    for secret in known_forms(secrets):
         text = text.replace(secret, REDACTED)
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)

@@ -2,12 +2,16 @@
 
 import contextlib
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
 from retry_pipelines.defs.resources import check_gateway_settings
+from retry_pipelines.domain import deployment
 from retry_pipelines.gateways.fbr import FbrClient, FbrSettings
-from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable
+from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable, UnusableToken
+
+TOKEN_SETTING = "FBR_API_TOKEN"
 
 
 class FbrResource(dg.ConfigurableResource):
@@ -24,16 +28,23 @@ class FbrResource(dg.ConfigurableResource):
     rate_per_second: float = 50.0
 
     def client(self, connections: int = 32) -> FbrClient:
+        """The client, once the settings pass the deployment rules (``domain.deployment``): a
+        token that could not be sent as it is (control or non-ASCII characters, whitespace at
+        either end) fails the run here, before anything is claimed, naming the setting."""
         expires = date.fromisoformat(self.token_expires_on) if self.token_expires_on else None
         secrets: dict[str, str | None] = {}
         if self.token_file:
-            source = StaticToken(file=self.token_file, expires_on=expires)
-            # An unreadable file is reported by the first call, naming the file.
-            with contextlib.suppress(TokenUnavailable):
-                secrets = {f"the token in {self.token_file}": source.get()}
+            name = f"the token in {self.token_file}"
+            source = StaticToken(file=self.token_file, expires_on=expires, name=name)
+            try:
+                secrets = {name: source.get()}
+            except UnusableToken as exc:
+                raise deployment.UnsafeConfiguration(list(exc.problems)) from None
+            except TokenUnavailable:
+                pass  # an unreadable file is reported by the first call, naming the file
         else:
-            source = StaticToken(value=self.token, expires_on=expires)
-            secrets = {"FBR_API_TOKEN": self.token}
+            source = StaticToken(value=self.token, expires_on=expires, name=TOKEN_SETTING)
+            secrets = {TOKEN_SETTING: self.token}
         check_gateway_settings("FBR_API_BASE_URL", self.base_url, secrets)
         settings = FbrSettings(
             base_url=self.base_url,
@@ -45,6 +56,14 @@ class FbrResource(dg.ConfigurableResource):
             connections=connections,
         )
         return FbrClient(settings, source)
+
+    def known_secrets(self) -> tuple[str, ...]:
+        """The token's values as configured and as sent, for scrubbing what a run reports."""
+        values = [self.token, self.token.strip() if self.token else None]
+        if self.token_file:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values.append(Path(self.token_file).read_text().strip())
+        return tuple(v for v in values if v)
 
 
 @dg.definitions

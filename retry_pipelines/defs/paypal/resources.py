@@ -3,6 +3,7 @@
 import dagster as dg
 
 from retry_pipelines.defs.resources import check_gateway_settings
+from retry_pipelines.domain import deployment
 from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
 
 
@@ -16,9 +17,14 @@ class PaypalResource(dg.ConfigurableResource):
     read_timeout_seconds: float = 30.0
 
     def client(self) -> PaypalClient:
+        """The client, once the settings pass the deployment rules (``domain.deployment``): a
+        client id or secret that could not be sent as it is (control or non-ASCII characters,
+        whitespace at either end) fails the run here, before anything is claimed, naming the
+        setting, never its value."""
         check_gateway_settings(
             "PAYPAL_API_BASE_URL", self.base_url, {"PAYPAL_CLIENT_SECRET": self.client_secret}
         )
+        deployment.require(deployment.secret_format_problems("PAYPAL_CLIENT_ID", self.client_id))
         return PaypalClient(
             PaypalSettings(
                 base_url=self.base_url,
@@ -28,6 +34,10 @@ class PaypalResource(dg.ConfigurableResource):
                 read_timeout=self.read_timeout_seconds,
             )
         )
+
+    def known_secrets(self) -> tuple[str, ...]:
+        """The client secret as configured and stripped, for scrubbing what a run reports."""
+        return tuple(v for v in (self.client_secret, self.client_secret.strip()) if v)
 
 
 @dg.definitions
