@@ -3,8 +3,9 @@ A run that failed part-way fails its step, naming the error, with the summary at
 
 Every text reported (log lines, metadata, the failure's description) is scrubbed of the run's
 known secrets in every form (``domain.scrub``): the gateway resources' credentials and the
-secrets the environment holds. Settings that break the deployment rules (a token with a newline,
-say) fail the step in one line, naming the setting, before anything is claimed."""
+secrets the environment holds; an unexpected error that quotes one fails the step with its
+scrubbed text alone. Settings that break the deployment rules (a token with a newline, say) fail
+the step in one line, naming the setting, before anything is claimed."""
 
 import asyncio
 import os
@@ -46,6 +47,12 @@ def run_and_report(context: dg.OpExecutionContext, run: Coroutine[Any, Any, RunS
             metadata=_metadata(exc.summary, secrets),
             allow_retries=False,
         ) from None
+    except Exception as exc:
+        described = f"{type(exc).__name__}: {exc}"
+        if redact(described, secrets) == described:
+            raise
+        # the error quotes a credential: fail with its scrubbed text, never its traceback
+        raise dg.Failure(description=redact(described, secrets), allow_retries=False) from None
     _log(context, summary, secrets)
     context.add_output_metadata(_metadata(summary, secrets))
     return _clean(summary.as_metadata(), secrets)

@@ -21,6 +21,7 @@ from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.domain import deployment
 from retry_pipelines.domain.scrub import REDACTED, redact, scrub, variants
+from retry_pipelines.engine.pipeline import PipelineError, RunSummary
 from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable
 from retry_pipelines.store import tables
 from retry_pipelines.store.clean import clean_text
@@ -265,5 +266,70 @@ def test_a_gateway_echoing_the_token_leaves_no_trace_of_it_anywhere(db_url, capf
     logged = "\n".join(dg.serialize_value(e) for e in events)
     assert leaks(logged) == []
     assert leaks(json.dumps(result.output_for_node("submit_due_invoices"))) == []
+    captured = capfd.readouterr()
+    assert leaks(captured.out + captured.err) == []
+
+
+# -- what the op reports: summary, logs, metadata, failures ---------------------------------------
+
+
+def _run_with(monkeypatch, sqlite_url, fake):
+    """Run the job with the engine's ``retry_invoices`` replaced by ``fake``."""
+    from retry_pipelines.defs.fbr import retry as fbr_retry
+
+    monkeypatch.setattr(fbr_retry, "retry_invoices", fake)
+    instance = dg.DagsterInstance.ephemeral()
+    result = retry_failed_invoices.execute_in_process(
+        resources={
+            "db": DatabaseResource(url=sqlite_url),
+            "fbr": FbrResource(base_url="http://127.0.0.1:9", token=TOKEN),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    return result, "\n".join(dg.serialize_value(e) for e in instance.all_logs(result.run_id))
+
+
+def _echoing_summary(error: bool = False) -> RunSummary:
+    echo = f"{TOKEN} / {json.dumps(TOKEN)} / {quote_plus(TOKEN)}"
+    summary = RunSummary(gateway="fbr", owner="test")
+    summary.alerts.append(f"alert: {echo}")
+    summary.stopped_because = f"stopped: {echo}"
+    summary.paused_until = datetime.now(UTC)
+    summary.errors.append(f"error: {echo}" if error else "none")
+    summary.by_error_type[f"kind {echo}"] += 1
+    return summary
+
+
+def test_the_run_summary_is_scrubbed_in_logs_metadata_and_output(sqlite_url, monkeypatch, capfd):
+    """Even texts the engine did not scrub are scrubbed before Dagster sees them."""
+
+    async def fake(engine, client, options, policy):
+        return _echoing_summary()
+
+    result, logged = _run_with(monkeypatch, sqlite_url, fake)
+    assert result.success
+    assert "alert: [REDACTED]" in logged
+    assert leaks(logged) == []
+    assert leaks(json.dumps(result.output_for_node("submit_due_invoices"))) == []
+    captured = capfd.readouterr()
+    assert leaks(captured.out + captured.err) == []
+
+
+def test_a_failed_run_and_an_unexpected_error_quoting_the_token_are_scrubbed(
+    sqlite_url, monkeypatch, capfd
+):
+    async def failed(engine, client, options, policy):
+        raise PipelineError(f"fbr run failed: {json.dumps(TOKEN)}", _echoing_summary(error=True))
+
+    async def broken(engine, client, options, policy):
+        raise RuntimeError(f"header Authorization: Bearer {quote(TOKEN, safe='')} rejected")
+
+    for fake in (failed, broken):
+        result, logged = _run_with(monkeypatch, sqlite_url, fake)
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert REDACTED in failure.step_failure_data.error.message
+        assert leaks(logged) == []
     captured = capfd.readouterr()
     assert leaks(captured.out + captured.err) == []
