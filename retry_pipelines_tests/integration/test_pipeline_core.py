@@ -241,3 +241,18 @@ def test_a_token_the_client_cannot_send_fails_the_run_naming_the_error(engine):
             asyncio.run(go(url))
     assert gateway.log == []
     assert _statuses(engine)["processing"] == 0
+
+
+def test_an_error_quoting_a_secret_is_logged_and_raised_scrubbed(engine, caplog):
+    secret = "s3cr3t-T0ken/with#bang!"
+    insert_invoices(engine, 2, now=datetime.now(UTC))
+
+    async def leaky(row):
+        raise RuntimeError(f"proxy said: bad header Authorization: {secret}")
+
+    options = RunOptions(max_in_flight=1)
+    with pytest.raises(PipelineError) as failed:
+        asyncio.run(run_pipeline(engine, INVOICES, leaky, FBR_DEFAULT, options, secrets=(secret,)))
+    assert secret not in str(failed.value)
+    assert "RuntimeError" in caplog.text
+    assert secret not in caplog.text

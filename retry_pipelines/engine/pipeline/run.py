@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine, RowMapping
 
 from retry_pipelines.domain.policy import RetryPolicy
-from retry_pipelines.domain.scrub import scrub
+from retry_pipelines.domain.scrub import redact, scrub
 from retry_pipelines.engine.pipeline.breaker_link import BreakerLink, trips
 from retry_pipelines.engine.pipeline.clock import Budget, Clock
 from retry_pipelines.engine.pipeline.gate import FINAL, SendGate
@@ -296,7 +297,8 @@ class PipelineRun:
 
     async def _fail(self, exc: BaseException, where: str) -> None:
         message = scrub(f"{where}: {type(exc).__name__}: {exc}", self.secrets) or ""
-        log.error("%s run: %s", self.queue.name, message, exc_info=exc)
+        trace = redact("".join(traceback.format_exception(exc)), self.secrets)
+        log.error("%s run: %s\n%s", self.queue.name, message, trace)  # scrubbed: no exc_info
         self._errors.append(message)
         self.summary.errors.append(message)
         await self._stop(f"run failing: {message}")
