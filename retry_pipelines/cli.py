@@ -1,17 +1,46 @@
-"""``retry-pipelines``: operate the app database and the local sandbox from a shell."""
+"""``retry-pipelines``: operate the app database and the local sandbox from a shell.
+
+A user error (a bad URL, file, revision, id or value) is one line on stderr and exit code 2; ``-v``
+also prints the traceback. Destructive commands need an explicit target and ``--yes``."""
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import os
 import sys
+import traceback
 from datetime import UTC, datetime
 
 from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine, redacted
 
+MAX_ID = 2**63 - 1
+"""The largest id a BIGINT column holds (SQLite and PostgreSQL alike)."""
+
+
+class CliError(Exception):
+    """A refusal of the command line itself; the message says what to do instead."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _engine(args):
     return make_engine(args.database_url)
+
+
+def _row_id(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= number <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"an id is within 1..{MAX_ID}, got {value}")
+    return number
 
 
 def cmd_db_upgrade(args) -> int:
@@ -27,6 +56,15 @@ def cmd_db_downgrade(args) -> int:
     from retry_pipelines.store import migrate
 
     engine = _engine(args)
+    steps = migrate.downgrade_steps(engine, args.revision)  # refuses an unknown revision
+    if steps == 0:
+        print(f"{redacted(engine)}: at revision {migrate.current_revision(engine) or 'base'}")
+        return 0
+    if (args.revision == "base" or steps > 1) and not args.yes:
+        raise CliError(
+            f"downgrading {redacted(engine)} to {args.revision} undoes {steps} revision(s) and "
+            "drops their tables and data; nothing was changed: add --yes to confirm"
+        )
     migrate.downgrade(engine, args.revision)
     print(f"{redacted(engine)}: at revision {migrate.current_revision(engine) or 'base'}")
     return 0
@@ -111,7 +149,10 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retry-pipelines", description=__doc__)
+    parser = _Parser(prog="retry-pipelines", description=__doc__)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print the traceback of an error too"
+    )
     parser.add_argument(
         "--database-url",
         help=f"SQLAlchemy URL of the app database (default: ${DATABASE_URL_ENV}, else SQLite "
@@ -125,13 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = db.add_parser("upgrade", help="migrate the app database to a revision (default head)")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
-    down = db.add_parser("downgrade", help="migrate the app database down (default: base)")
-    down.add_argument("revision", nargs="?", default="base")
+    down = db.add_parser(
+        "downgrade",
+        help="migrate the app database down to REVISION (base, a revision id, or -N steps); "
+        "base or more than one step drops tables and needs --yes",
+    )
+    down.add_argument("revision", help="base, a revision id such as 0003, or -1")
+    down.add_argument(
+        "--yes", action="store_true", help="confirm a downgrade to base or by more than one step"
+    )
     down.set_defaults(func=cmd_db_downgrade)
 
     status = sub.add_parser("status", help="items by gateway and state, or one payout batch")
     status.add_argument("kind", nargs="?", choices=["payout"], help="show one payout batch")
-    status.add_argument("batch_id", nargs="?", type=int)
+    status.add_argument("batch_id", nargs="?", type=_row_id)
     status.set_defaults(func=cmd_status)
 
     seed = sub.add_parser("seed", help="insert realistic failed invoices (valid and invalid)")
@@ -162,12 +210,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user's input causes (a refusal that says why), as opposed to bugs."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+    from sqlalchemy.exc import ArgumentError, DataError, OperationalError
+
+    return (
+        CliError,
+        ValueError,  # includes AdminError and PayoutRejected
+        decimal.DecimalException,
+        OverflowError,
+        OSError,  # FileNotFoundError, PermissionError, ...
+        ArgumentError,  # a --database-url that is not a URL, or names an unknown driver
+        OperationalError,  # a database that cannot be reached or opened
+        DataError,
+        CommandError,
+        RevisionError,
+    )
+
+
+def _one_line(exc: BaseException, database_url: str | None) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy's wrapper: the driver's own message
+    text = str(orig if orig is not None else exc) or type(exc).__name__
+    if database_url and database_url in text:  # never echo a password
+        try:
+            shown = redacted(database_url)
+        except Exception:  # not even a URL: do not echo it at all
+            shown = "the --database-url given"
+        text = text.replace(database_url, shown)
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:  # includes AdminError: a refusal that says why
-        print(f"retry-pipelines: {exc}", file=sys.stderr)
+    except _user_errors() as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"retry-pipelines: {_one_line(exc, args.database_url)}", file=sys.stderr)
         return 2
 
 

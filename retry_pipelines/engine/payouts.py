@@ -55,12 +55,20 @@ def checksum(cycle_id: str, items: list[PayoutItem]) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
+MAX_AMOUNT = Decimal("9999999999999.99")
+"""Far above any payout PayPal accepts; bounds the decimal arithmetic (``1E+30`` is refused)."""
+
+
 def _amount(value: str) -> Decimal:
     try:
         amount = Decimal(str(value))
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         raise PayoutRejected(f"amount {value!r} is not a decimal number") from None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite() or amount <= 0:
+        raise PayoutRejected(f"amount {value!r} must be positive with at most 2 decimals")
+    if amount > MAX_AMOUNT:
+        raise PayoutRejected(f"amount {value!r} is above {MAX_AMOUNT}")
+    if amount != amount.quantize(Decimal("0.01")):
         raise PayoutRejected(f"amount {value!r} must be positive with at most 2 decimals")
     return amount
 

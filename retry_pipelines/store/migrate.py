@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -37,6 +39,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     _with_connection(engine, lambda config: command.downgrade(config, revision))
+
+
+def downgrade_steps(engine: Engine, revision: str) -> int:
+    """How many revisions ``downgrade(engine, revision)`` would undo (0 at base).
+
+    Raises alembic's CommandError for a revision that does not exist or is not below the current
+    one, before anything is changed."""
+    current = current_revision(engine)
+    if current is None:
+        return 0
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        return len(list(script.iterate_revisions(current, revision)))
+    except RevisionError as exc:
+        raise CommandError(f"cannot downgrade from {current} to {revision!r}: {exc}") from None
 
 
 def current_revision(engine: Engine) -> str | None:
