@@ -269,7 +269,9 @@ class MalformedBatch(ValueError):
 def _shape(data: Any) -> tuple[dict, list[dict]]:
     """The batch header and items of a ``get_batch`` answer; ``MalformedBatch`` if either is not
     what PayPal sends (an object; a list of objects, each ``errors`` an object)."""
-    header = data.get("batch_header") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise MalformedBatch(f"the answer is a {type(data).__name__}, not an object")
+    header = data.get("batch_header")
     header = {} if header is None else header
     if not isinstance(header, dict):
         raise MalformedBatch(f"batch_header is a {type(header).__name__}, not an object")
@@ -305,8 +307,8 @@ def _record_item(conn, batch_id: int, old: str, item: dict, now: datetime) -> bo
         .where(t.c.batch_id == batch_id, t.c.sender_item_id == key, t.c.status == old)
         .values(
             status=new,
-            payout_item_id=item.get("payout_item_id"),
-            transaction_id=item.get("transaction_id"),
+            payout_item_id=clean_value(t.c.payout_item_id, _scalar(item.get("payout_item_id"))),
+            transaction_id=clean_value(t.c.transaction_id, _scalar(item.get("transaction_id"))),
             error_name=clean_value(t.c.error_name, _scalar(errors.get("name"))),
             error_message=clean_value(t.c.error_message, _scalar(errors.get("message"))),
             updated_at=now,
