@@ -227,20 +227,25 @@ def test_whatever_the_gateway_says_every_outcome_is_recorded(engine):
     assert {a["outcome"] for a in attempts} == {"success", "failure"}
 
 
-def test_a_token_the_client_cannot_send_fails_the_run_naming_the_error(engine):
-    """A non-ASCII token cannot go into an HTTP header: the run fails loudly (never a success with
-    items stranded) and leaves no item processing."""
+def test_a_token_the_client_cannot_send_sends_nothing_and_strands_nothing(engine):
+    """A non-ASCII token cannot go into an HTTP header: the token source refuses it (naming why,
+    never the value), nothing is sent, the gateway pauses as for refused credentials, and no item
+    is left processing or charged."""
+    token = "t\u00f6ken-not-ascii-1234"
     insert_invoices(engine, 6, now=datetime.now(UTC))
 
     async def go(url):
-        async with make_client(url, token="t\u00f6ken-not-ascii-1234") as client:
+        async with make_client(url, token=token) as client:
             return await retry_invoices(engine, client, RunOptions(max_in_flight=2), FAST)
 
     with scripted_gateway(lambda i, p: accepted(f"N{i}")) as (url, gateway):
-        with pytest.raises(PipelineError, match="UnicodeEncodeError"):
-            asyncio.run(go(url))
+        summary = asyncio.run(go(url))
     assert gateway.log == []
-    assert _statuses(engine)["processing"] == 0
+    assert summary.paused_until is not None
+    assert "non-ASCII" in summary.pause_reason
+    assert token not in summary.pause_reason
+    assert _statuses(engine) == {"pending": 6}
+    assert all(not a["counts_against_budget"] for a in _attempts(engine))
 
 
 def test_an_error_quoting_a_secret_is_logged_and_raised_scrubbed(engine, caplog):

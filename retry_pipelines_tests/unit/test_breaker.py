@@ -503,5 +503,6 @@ def test_window_counts_never_fall_off_a_cliff(events, config, steps):
             was, is_ = getattr(previous, name), getattr(counts, name)
             assert is_ <= was + 1e-9
             if name != "retries":
-                assert was - is_ <= pace * delta + 1e-6
+                # times are whole microseconds: a step may be up to 1 us longer than delta
+                assert was - is_ <= pace * (delta + 1e-6) + 1e-6
         previous = counts
