@@ -110,14 +110,12 @@ def cmd_seed(args) -> int:
 
 def cmd_enqueue(args) -> int:
     """Queue invoices from a JSON file: a list of ``{"reference": ..., "payload": {...}}``."""
-    import json
-
+    from retry_pipelines.domain.json_limits import JsonFileError, read_json_file
     from retry_pipelines.engine.intake import enqueue_invoices
 
     try:
-        with open(args.file, encoding="utf-8") as f:
-            entries = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        entries = read_json_file(args.file)  # bounded: size, nesting, regular files only
+    except (OSError, JsonFileError) as exc:
         print(f"retry-pipelines: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -128,12 +126,18 @@ def cmd_enqueue(args) -> int:
         )
         return 2
     result = enqueue_invoices(
-        _engine(args), [(e.get("reference"), e.get("payload")) for e in entries]
+        _engine(args),
+        [(e.get("reference"), e.get("payload"), _entry_defects(e)) for e in entries],
     )
     print(f"queued {len(result.queued)}, refused {len(result.refused)}")
     for refusal in result.refused:
         print(f"refused {refusal}")
     return 1 if result.refused else 0
+
+
+def _entry_defects(entry: dict) -> list[tuple[str, str]]:
+    """A key the entry itself repeats (``reference`` twice) refuses that entry only."""
+    return [("entry", f"repeats the key {key!r}") for key in getattr(entry, "duplicate_keys", ())]
 
 
 def cmd_sandbox(args) -> int:

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from retry_pipelines.domain.fbr_reference import INVOICE_TYPES, PROVINCES, REGISTRATION_TYPES
+from retry_pipelines.domain.json_limits import UnboundedNumber
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_ITEMS = 1000
@@ -43,10 +44,13 @@ REQUIRED_AMOUNTS = (
 )
 OPTIONAL_AMOUNTS = ("extraTax", "furtherTax", "fedPayable", "discount")
 
-_NTN_CNIC = re.compile(r"\d{7}|\d{13}")
-_HS_CODE = re.compile(r"\d{4}\.\d{4}")
-_RATE = re.compile(r"\d{1,3}(\.\d{1,2})?%|Exempt|[A-Za-z0-9 ./%-]{1,40}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: ``\d`` would take Arabic-Indic or fullwidth digits, which FBR does not.
+_NTN_CNIC = re.compile(r"[0-9]{7}|[0-9]{13}")
+_HS_CODE = re.compile(r"[0-9]{4}\.[0-9]{4}")
+_RATE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?%|Exempt|[A-Za-z0-9 ./%-]{1,40}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters no invoice text holds (tab and line breaks are allowed)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ def check_invoice_payload(payload: Any) -> list[Problem]:
         return [Problem("payload", "is not JSON-serialisable (NaN, infinity or a non-JSON type)")]
     if size > MAX_PAYLOAD_BYTES:
         problems.append(Problem("payload", f"is {size:,} bytes; at most {MAX_PAYLOAD_BYTES:,}"))
+    problems += control_character_problems(payload)
 
     invoice_type = _choice(payload, "invoiceType", INVOICE_TYPES, problems)
     _date(payload, "invoiceDate", problems)
@@ -114,6 +119,28 @@ def validate_invoice_payload(payload: Any) -> dict:
     if problems:
         raise InvalidInvoice(problems)
     return payload
+
+
+def control_character_problems(value: Any, path: str = "") -> list[Problem]:
+    """A problem for each text (or key) holding a control character other than tab or a line
+    break, naming its field (``items[0].uoM``)."""
+    problems: list[Problem] = []
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found:
+            where = path or "payload"
+            problems.append(Problem(where, f"holds the control character U+{ord(found[0]):04X}"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _CONTROL.search(key):
+                name = f"{path}.{key!r}" if path else repr(key)
+                problems.append(Problem(name, "is a key holding a control character"))
+            problems += control_character_problems(item, name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            problems += control_character_problems(item, f"{path}[{i}]")
+    return problems
 
 
 def _item_problems(where: str, item: Any) -> list[Problem]:
@@ -188,10 +215,14 @@ def _text(data: dict, name: str, where: str, problems: list, *, required: bool) 
 
 def _amount(data: dict, name: str, where: str, problems: list, *, required: bool) -> None:
     value = data.get(name)
-    if value is None and not required:
-        return
+    if value in (None, "") and not required:
+        return  # integrators send "extraTax": "" for "no extra tax"
     if not _is_number(value):
         problems.append(Problem(where, f"must be a number, got {_show(value)}"))
+    elif isinstance(value, int) and (value < 0 or value > MAX_AMOUNT):
+        # compared as an int: math.isfinite() of a huge int raises OverflowError
+        bound = "must be a finite amount >= 0" if value < 0 else f"exceeds {MAX_AMOUNT:.0e}"
+        problems.append(Problem(where, f"{bound}, got {_show(value)}"))
     elif not math.isfinite(value) or value < 0:
         problems.append(Problem(where, f"must be a finite amount >= 0, got {value!r}"))
     elif value > MAX_AMOUNT:
@@ -204,9 +235,16 @@ def _is_number(value: Any) -> bool:
 
 def _encoded_size(payload: dict) -> int | None:
     try:
-        return len(json.dumps(payload, allow_nan=False).encode())
-    except (TypeError, ValueError):
+        return len(json.dumps(payload, allow_nan=False, default=_marker).encode())
+    except (TypeError, ValueError, RecursionError):
         return None
+
+
+def _marker(value: Any) -> str:
+    """An ``UnboundedNumber`` counts as its text (``json_defects`` names it); others fail."""
+    if isinstance(value, UnboundedNumber):
+        return value.text
+    raise TypeError(type(value).__name__)
 
 
 def _kind(value: Any) -> str:
@@ -217,5 +255,8 @@ def _show(value: Any) -> str:
     """The offending value, short: it may be large or hold someone's data."""
     if value is None:
         return "nothing"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's str conversion limit
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= 40 else f"{text[:37]}... ({type(value).__name__})"

@@ -9,18 +9,27 @@ new reference: the second fails on the unique reference as a whole and stores no
 A payload is stored exactly as it will be posted, so text the database cannot hold faithfully
 (a NUL character, which PostgreSQL ``jsonb`` refuses, or invalid UTF-8 as lone surrogates) is
 refused with the paths where it occurs, never cleaned into a different invoice.
+
+References are trimmed, must be printable and in Unicode NFKC form, and are compared without
+regard to case, within the intake and against the references already stored (``WS-1`` and
+`` ws-1 `` are one reference). Each invoice is checked on its own: an unexpected error while
+checking one refuses that invoice with the error's name, never the others. Defects the file's
+parser kept (a repeated key, a number too long to be an amount: ``domain.json_limits``) refuse
+the invoice that holds them, naming the path.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, or_, select
 
 from retry_pipelines.domain.invoice_payload import Problem, check_invoice_payload
+from retry_pipelines.domain.json_limits import json_defects
 from retry_pipelines.store import tables
 from retry_pipelines.store.clean import unstorable_json_paths
 
@@ -44,36 +53,34 @@ class IntakeResult:
 
 
 def enqueue_invoices(
-    engine: Engine, invoices: Iterable[tuple[Any, Any]], *, now: datetime | None = None
+    engine: Engine, invoices: Iterable[tuple[Any, ...]], *, now: datetime | None = None
 ) -> IntakeResult:
-    """Queue each ``(reference, payload)`` that passes the checks, due now; refuse the rest."""
+    """Queue each ``(reference, payload)`` that passes the checks, due now; refuse the rest.
+
+    An entry may carry a third element: problems found while reading it (``(field, message)``
+    pairs or ``Problem``), which refuse it too."""
     now = now or datetime.now(UTC)
     result = IntakeResult()
     accepted: dict[str, dict] = {}
-    for position, (reference, payload) in enumerate(invoices):
-        problems = _reference_problems(reference)
-        label = reference if not problems else f"#{position + 1}"
-        if not problems and reference in accepted:
+    keys: set[str] = set()
+    for position, (reference, payload, *found) in enumerate(invoices):
+        label, key, problems = _reference(reference, position)
+        if key is not None and key in keys:
             problems = [Problem("reference", "appears twice in this intake")]
-        problems += check_invoice_payload(payload)
-        problems += _text_problems(payload)
+        problems += [_problem(p) for p in (found[0] if found else ())]
+        problems += _payload_problems(payload)
         if problems:
             result.refused.append(Refusal(label, tuple(problems)))
         else:
-            accepted[reference] = payload
+            accepted[label] = payload
+            keys.add(key)
     if not accepted:
         return result
 
     t = tables.invoices
     with engine.begin() as conn:
-        known = {
-            reference
-            for chunk in _chunks(list(accepted))
-            for reference in conn.execute(
-                select(t.c.reference).where(t.c.reference.in_(chunk))
-            ).scalars()
-        }
-        for reference in sorted(known):
+        known = _stored_keys(conn, list(accepted))
+        for reference in sorted(r for r in accepted if _key(r) in known):
             del accepted[reference]
             result.refused.append(Refusal(reference, (Problem("reference", "is already queued"),)))
         if accepted:
@@ -96,6 +103,36 @@ def enqueue_invoices(
     return result
 
 
+def _stored_keys(conn, references: list[str]) -> set[str]:
+    """The compared forms of the stored references equal to one of ``references``, ignoring
+    case (SQL ``lower`` narrows; the exact comparison is ``_key``, in Python)."""
+    t = tables.invoices
+    found: set[str] = set()
+    for chunk in _chunks(references):
+        lowered = sorted({r.lower() for r in chunk})
+        query = select(t.c.reference).where(
+            or_(t.c.reference.in_(chunk), func.lower(t.c.reference).in_(lowered))
+        )
+        found.update(_key(r) for r in conn.execute(query).scalars())
+    return found
+
+
+def _payload_problems(payload: Any) -> list[Problem]:
+    """Every problem of one payload; an error while checking it is its problem, not the file's."""
+    try:
+        defects = [Problem(where, message) for where, message in json_defects(payload)]
+        marked = {p.field for p in defects}
+        checked = check_invoice_payload(payload) + _text_problems(payload)
+        return defects + [p for p in checked if p.field not in marked]
+    except Exception as exc:  # one odd payload must never stop the others
+        message = f"could not be checked: {type(exc).__name__}: {exc}"
+        return [Problem("payload", message[:300])]
+
+
+def _problem(found: Any) -> Problem:
+    return found if isinstance(found, Problem) else Problem(*found)
+
+
 def _chunks(values: list, size: int = 1000):
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -109,11 +146,30 @@ def _text_problems(payload: Any) -> list[Problem]:
     return [Problem("payload", f"holds a NUL character or invalid UTF-8 text at {where}")]
 
 
+def _reference(reference: Any, position: int) -> tuple[str, str | None, list[Problem]]:
+    """``(label, compared form, problems)``: the label is the trimmed reference, or the
+    entry's position when the reference itself is refused."""
+    problems = _reference_problems(reference)
+    if problems:
+        return f"#{position + 1}", None, problems
+    trimmed = reference.strip()
+    return trimmed, _key(trimmed), []
+
+
+def _key(reference: str) -> str:
+    """The form references are compared in: NFKC, trimmed, case folded."""
+    return unicodedata.normalize("NFKC", reference).strip().casefold()
+
+
 def _reference_problems(reference: Any) -> list[Problem]:
     if not isinstance(reference, str) or not reference.strip():
         return [Problem("reference", "must be non-empty text")]
+    reference = reference.strip()
     if len(reference) > MAX_REFERENCE:
         return [Problem("reference", f"is {len(reference)} chars; at most {MAX_REFERENCE}")]
     if not reference.isprintable():
-        return [Problem("reference", "must be printable text")]
+        return [Problem("reference", "must be printable text (no control characters)")]
+    normal = unicodedata.normalize("NFKC", reference)
+    if normal != reference:
+        return [Problem("reference", f"must be in Unicode NFKC form, like {normal!r}")]
     return []
