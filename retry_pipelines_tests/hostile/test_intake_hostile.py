@@ -321,3 +321,13 @@ def test_the_cli_queues_the_good_invoice_beside_a_400_digit_quantity(sqlite_url,
     assert "queued 1, refused 2" in out
     assert "refused BAD-1: items[0].quantity: is a number of 400 digits; at most 20" in out
     assert "refused BAD-3: entry: repeats the key 'reference'" in out
+
+
+def test_a_file_one_byte_over_the_default_cap_is_refused(tmp_path):
+    from retry_pipelines.domain.json_limits import MAX_FILE_BYTES
+
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(JsonFileError, match=f"larger than {MAX_FILE_BYTES:,} bytes"):
+        read_json_file(path)
