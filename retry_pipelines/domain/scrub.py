@@ -49,6 +49,7 @@ def _encodings(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
         html.escape(value),
+        *(html.escape(f) for f in (escaped, html.escape(value))),  # HTML page quoting it
         quote(value),
         quote(value, safe=""),
         quote_plus(value),
