@@ -79,11 +79,32 @@ def known_forms(secrets: Iterable[str | None]) -> list[str]:
     return sorted(forms, key=lambda f: (-len(f), f))
 
 
+CUT = "…"
+"""What every text cut short ends with (``gateways.http.snippet`` and ``text``, ``scrub``)."""
+MIN_CUT_PREFIX = 3
+"""A cut may leave the start of a secret before ``CUT``: that start is redacted from this long."""
+
+
+@lru_cache(maxsize=64)
+def _cut_prefixes(forms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The start of any form, cut short by a ``CUT`` marker, longest first."""
+    starts = {f[:k] for f in forms for k in range(MIN_CUT_PREFIX, len(f))}
+    if not starts:
+        return None
+    ordered = sorted(starts, key=lambda x: (-len(x), x))
+    return re.compile("(?:" + "|".join(map(re.escape, ordered)) + ")(?=" + CUT + ")")
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with known ``secrets`` (in every form ``variants`` lists) and credential-shaped
-    parts replaced by ``[REDACTED]``."""
-    for secret in known_forms(secrets):
+    """``text`` with known ``secrets`` (in every form ``variants`` lists, and the start of one
+    that a bounded reader cut short before ``CUT``) and credential-shaped parts replaced by
+    ``[REDACTED]``."""
+    forms = known_forms(secrets)
+    for secret in forms:
         text = text.replace(secret, REDACTED)
+    cut = _cut_prefixes(tuple(forms)) if CUT in text else None
+    if cut is not None:
+        text = cut.sub(REDACTED, text)
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     return _PATTERNS[2].sub(lambda m: f"{m.group(1)}{REDACTED}", text)
@@ -95,5 +116,5 @@ def scrub(text: str | None, secrets: Iterable[str | None] = ()) -> str | None:
         return None
     text = redact(text, secrets)
     if len(text) > MAX_MESSAGE_LENGTH:
-        text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
+        text = text[: MAX_MESSAGE_LENGTH - 1] + CUT
     return text

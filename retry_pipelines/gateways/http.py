@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
+from retry_pipelines.domain.scrub import CUT
 
 MAX_BODY_BYTES = 1_000_000
 """The most bytes of one response body (after decompression) any client reads."""
@@ -208,7 +209,7 @@ def transport_failure(exc: Exception, *, side_effects: bool) -> Failure:
 
 def snippet(body: bytes, limit: int = 300) -> str:
     text = body[:limit].decode("utf-8", errors="replace").strip()
-    return " ".join(text.split()) + ("…" if len(body) > limit else "")
+    return " ".join(text.split()) + (CUT if len(body) > limit else "")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -220,7 +221,9 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def text(value: Any, limit: int = 500) -> str:
-    """A scalar JSON field as bounded, stripped text; containers and null read as empty."""
+    """A scalar JSON field as bounded, stripped text; containers and null read as empty. A value
+    cut short ends with ``…`` (so the scrubber can find a secret the cut went through)."""
     if value is None or isinstance(value, dict | list):
         return ""
-    return str(value).strip()[:limit]
+    value = str(value).strip()
+    return value if len(value) <= limit else value[:limit] + CUT

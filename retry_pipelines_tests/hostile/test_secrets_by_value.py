@@ -333,3 +333,22 @@ def test_a_failed_run_and_an_unexpected_error_quoting_the_token_are_scrubbed(
         assert leaks(logged) == []
     captured = capfd.readouterr()
     assert leaks(captured.out + captured.err) == []
+
+
+def test_a_secret_cut_short_by_a_bounded_reader_is_redacted_too():
+    """A body or field cut at its bound may end in the start of the token; the cut marker lets the
+    scrubber find it, in every encoded form."""
+    from retry_pipelines.domain.scrub import redact
+    from retry_pipelines.gateways.http import snippet, text
+
+    secret = "fbr/Tk+7Qm2Vx#P9!sLw=8q"
+    body = ("x" * 290 + "token " + secret).encode()
+    cut = snippet(body)
+    assert cut.endswith("…")
+    assert secret[:3] in cut
+    assert secret[:3] not in redact(cut, [secret])
+    field = text("y" * 495 + secret)
+    assert secret[:5] in field
+    assert secret[:5] not in redact(field, [secret])
+    assert redact("fbr…", [secret]) == "[REDACTED]…"
+    assert redact("fbr is not cut", [secret]) == "fbr is not cut"
