@@ -72,6 +72,9 @@ def is_production(mode: str | None) -> bool:
 def gateway_url_problems(name: str, url: str | None, *, production: bool) -> list[str]:
     if not url or not url.strip():
         return [f"{name} is empty"]
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        # checked as the client will use it: a trailing newline would fail every request
+        return [f"{name} contains whitespace or a control character (a trailing newline?)"]
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
