@@ -24,6 +24,7 @@ from retry_pipelines.gateways.http import RequestDeadlineExceeded
 from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused
 from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
 from retry_pipelines.gateways.tokens import StaticToken
+from retry_pipelines_tests.support.loop_server import LoopServer
 
 INTERVAL = 0.5
 """Seconds between two trickled bytes."""
@@ -55,43 +56,15 @@ class Trickle:
     finished: bool = False
 
 
-class TrickleServer:
+class TrickleServer(LoopServer):
     """A raw HTTP/1.1 server in a thread. Paths in ``trickle`` get their answer one byte per
     ``INTERVAL`` (``"all"``: from the status line on; ``"body"``: headers at once, then the
     body); other paths in ``answers`` are answered at once."""
 
     def __init__(self, trickle: dict[str, str], answers: dict[str, bytes]) -> None:
+        super().__init__()
         self.trickle, self.answers = trickle, answers
         self.trickles: list[Trickle] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> TrickleServer:
-        self._thread.start()
-        assert self._ready.wait(10), "trickle server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
-        self._loop.run_until_complete(asyncio.sleep(0))
-        self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from retry_pipelines_tests.support.loop_server import LoopServer
+
 CHUNK = 64 * 1024
 
 
@@ -77,41 +79,17 @@ def _body_bytes(body) -> bytes | Huge:
     return json.dumps(body).encode()
 
 
-class HostileServer:
+class HostileServer(LoopServer):
     """``routes``: path → ``Answer`` (or a function of the request's ``Seen`` returning one).
     Unknown paths get 404. Use as a context manager; ``url`` is its base URL."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
+        super().__init__()
         self.routes = routes
         self.seen: list[Seen] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def hits(self, path: str, method: str | None = None) -> list[Seen]:
         return [s for s in self.seen if s.path == path and method in (None, s.method)]
-
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -70,10 +70,6 @@ class BreakerLink:
         """Items this run claimed and has not sent, and whether each is a retry."""
         self._reports: GroupCommit[_Ended, _Noted] = GroupCommit(self._write_ended)
 
-    @property
-    def enabled(self) -> bool:
-        return self.config is not None
-
     async def claim(self, limit: int, claim: Claim) -> list[RowMapping] | None:
         """Claim within what the breaker admits; ``None`` when it admits nothing now."""
         if self.config is None:
@@ -128,9 +124,6 @@ class BreakerLink:
         if b.state is not BreakerState.OPEN or b.open_until is None:
             return None
         return max((b.open_until - self.clock.now()).total_seconds(), 0.0)
-
-    def blocks_now(self) -> bool:
-        return self.config is not None and self.breaker.blocks(self.clock.now())
 
     def _write_ended(self, batch: Sequence[_Ended]) -> list[_Noted]:
         """One transaction for a batch of ended requests; the state changes go to the first."""
