@@ -7,6 +7,7 @@ retries (error codes 0019, 0052, 0401, 0005). It is data, not a rule engine.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PROVINCES = frozenset(
@@ -97,9 +98,36 @@ holds 64."""
 _FBR_NUMBER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 
 
+FBR_INVOICE_NUMBER = re.compile(r"(?:[0-9]{7}|[0-9]{13})DI[0-9A-Z]{6,24}")
+"""An invoice number FBR issued, as a Debit Note's ``invoiceRefNo`` names it: the seller's
+7-digit NTN or 13-digit CNIC, ``DI``, then 6..24 ASCII digits or upper-case letters. That holds
+the spec's ``{NTN}DI{epoch-ms}`` (22 characters) and ``{CNIC}DI{epoch-ms}`` (28), the longer
+digit tails seen since, and the 21-character sandbox form with a letter tail
+(``5419764DIZLLXVR750188``); FBR has not documented its production format, so the tail is
+bounded by sense, not by a known length. Spaces, lower case, separators, other scripts' digits
+and item numbers (``...-1``) do not match."""
+
+
+def invoice_ref_problem(ref: object) -> str | None:
+    """Why ``ref`` cannot be the FBR number a Debit Note refers to, or None if it can."""
+    if not isinstance(ref, str) or not ref:
+        return "a Debit Note needs the original invoice's FBR number, like 7000007DI1747119701593"
+    if FBR_INVOICE_NUMBER.fullmatch(ref):
+        return None
+    shown = ref if len(ref) <= 40 else ref[:37] + "..."
+    return (
+        f"{shown!r} is not an FBR invoice number: the seller's 7-digit NTN or 13-digit CNIC, "
+        "'DI', then 6..24 digits or upper-case letters (like 7000007DI1747119701593)"
+    )
+
+
 def fbr_number_problem(number: str) -> str | None:
     """Why ``number`` cannot be an FBR-issued invoice number, or None if it can: ASCII letters and
-    digits (``-`` between them, as in item numbers), 13..64 characters, at least one digit."""
+    digits (``-`` between them, as in item numbers), 13..64 characters, at least one digit.
+
+    Looser than ``FBR_INVOICE_NUMBER`` on purpose: an operator records what IRIS shows (an item
+    number, a format FBR may start issuing), and a wrong refusal there leaves an issued invoice
+    unrecorded; every number ``FBR_INVOICE_NUMBER`` matches passes here too."""
     low, high = FBR_NUMBER_LENGTH
     if not low <= len(number) <= high:
         return f"an FBR invoice number has {low}..{high} characters, this one {len(number)}"

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from retry_pipelines.domain.fbr_reference import INVOICE_TYPES, PROVINCES, REGISTRATION_TYPES
+from retry_pipelines.domain.fbr_reference import (
+    INVOICE_TYPES,
+    PROVINCES,
+    REGISTRATION_TYPES,
+    invoice_ref_problem,
+)
 from retry_pipelines.domain.json_limits import UnboundedNumber
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -94,11 +99,9 @@ def check_invoice_payload(payload: Any) -> list[Problem]:
         _text(payload, name, name, problems, required=True)
     _province(payload, "buyerProvince", problems)
     if invoice_type == "Debit Note":
-        ref = payload.get("invoiceRefNo")
-        if not isinstance(ref, str) or len(ref) not in (22, 28):
-            problems.append(
-                Problem("invoiceRefNo", "a Debit Note needs the original FBR number (22/28 chars)")
-            )
+        ref_problem = invoice_ref_problem(payload.get("invoiceRefNo"))
+        if ref_problem:
+            problems.append(Problem("invoiceRefNo", ref_problem))
 
     items = payload.get("items")
     if not isinstance(items, list):

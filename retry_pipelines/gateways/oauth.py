@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,22 @@ DEFAULT_DEADLINE = 35.0
 
 class TokenRefused(RuntimeError):
     """The token endpoint refused the client credentials (or could not be reached)."""
+
+
+def parse_token(status: int, body: bytes) -> tuple[str, float]:
+    """``(access_token, expires_in seconds)`` from a token endpoint's answer; ``TokenRefused``
+    for any other status or an answer without a usable token (the message names the status and
+    a bounded snippet, never a token: a refusal carries none)."""
+    if status != 200:
+        raise TokenRefused(f"token endpoint answered HTTP {status}: {snippet(body)}")
+    try:
+        data = json.loads(body)
+        token, expires_in = str(data["access_token"]), float(data.get("expires_in", 0))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise TokenRefused("token endpoint answered without an access_token") from None
+    if not token or not math.isfinite(expires_in):
+        raise TokenRefused("token endpoint answered without a usable access_token")
+    return token, expires_in
 
 
 @dataclass
@@ -97,15 +114,7 @@ class ClientCredentials:
             detail = f" ({exc})" if known else ""
             message = f"token endpoint unreachable: {type(exc).__name__}{detail}"
             raise TokenRefused(message) from None
-        if response.status_code != 200:
-            raise TokenRefused(
-                f"token endpoint answered HTTP {response.status_code}: {snippet(body)}"
-            )
-        try:
-            data = json.loads(body)
-            token, expires_in = str(data["access_token"]), float(data.get("expires_in", 0))
-        except (ValueError, KeyError, TypeError):
-            raise TokenRefused("token endpoint answered without an access_token") from None
+        token, expires_in = parse_token(response.status_code, body)
         self._token = token
         self._expires_at = time.monotonic() + max(expires_in - self._margin, 0.0)
         self.state.fetched_at = datetime.now(UTC)

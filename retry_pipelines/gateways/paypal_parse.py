@@ -68,8 +68,7 @@ def _classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Cr
             )
         return Created(batch_id, text(batch_header.get("batch_status")) or None)
 
-    name = text(data.get("name")) if isinstance(data, dict) else ""
-    message = (text(data.get("message")) if isinstance(data, dict) else "") or snippet(body)
+    name, message = _error_text(data, body)
     code = name or f"HTTP_{status}"
     summary = f"{name or f'HTTP {status}'}: {message or 'no message'}"
 
@@ -106,6 +105,30 @@ def _classify_create(status: int, headers: Mapping[str, str], body: bytes) -> Cr
     if status == 400 and name in VALIDATION_NAMES:
         return failure(ErrorType.VALIDATION, Delivery.NOT_DELIVERED)
     return failure(ErrorType.PERMANENT, Delivery.NOT_DELIVERED)
+
+
+def _error_text(data: Any, body: bytes) -> tuple[str, str]:
+    """``(name, message)`` of a PayPal error: ``name``/``message`` (REST), else OAuth's
+    ``error``/``error_description`` (a refused token on the API itself). The message adds the
+    first issues of ``details`` (where the reason of a VALIDATION_ERROR is) and the debug id
+    PayPal support asks for; a body that is not an error object reads as a bounded snippet."""
+    if not isinstance(data, dict):
+        return "", snippet(body)
+    name = text(data.get("name"), 100) or text(data.get("error"), 100)
+    message = text(data.get("message")) or text(data.get("error_description"))
+    details = data.get("details")
+    issues = [
+        ": ".join(p for p in (text(d.get("field"), 100), text(d.get("issue"), 300)) if p)
+        for d in (details[:3] if isinstance(details, list) else [])
+        if isinstance(d, dict)
+    ]
+    issues = [i for i in issues if i]
+    if issues:
+        message = f"{message} ({'; '.join(issues)})" if message else "; ".join(issues)
+    debug_id = text(data.get("debug_id"), 40) or text(data.get("debugId"), 40)
+    if debug_id:
+        message = f"{message or 'no message'} [debug_id {debug_id}]"
+    return name, message or snippet(body)
 
 
 def _duplicate_batch(data: Any) -> tuple[bool, str | None]:

@@ -220,6 +220,41 @@ FAILURE_CASES = [
         ErrorType.VALIDATION, NOT_DELIVERED, "0052", None, ["Invalid"],
         id="header-rejection-empty-error-uses-status",
     ),
+    # Header 01 with empty error fields: the reason and code are the first failed item's.
+    pytest.param(
+        200, {},
+        encode(
+            variant(
+                ITEM_REJECTION, validationResponse__statusCode="01",
+                validationResponse__errorCode="", validationResponse__error="",
+            )
+        ),
+        True, ErrorType.VALIDATION, NOT_DELIVERED, "0046", None, ["item 1: Provide rate."],
+        id="header-01-empty-error-falls-back-to-item",
+    ),
+    pytest.param(
+        200, {},
+        encode(
+            variant(
+                ITEM_REJECTION, validationResponse__statusCode="01",
+                validationResponse__errorCode="", validationResponse__error="",
+                item0__errorCode="",
+            )
+        ),
+        True, ErrorType.VALIDATION, NOT_DELIVERED, "ITEM_INVALID", None, ["item 1"],
+        id="header-01-empty-error-item-without-code",
+    ),
+    pytest.param(
+        200, {},
+        encode(
+            variant(
+                HEADER_REJECTION, validationResponse__errorCode="", validationResponse__error="",
+            )
+        ),
+        True, ErrorType.VALIDATION, NOT_DELIVERED, "REJECTED_NO_CODE", None,
+        ["without a reason", "'Invalid'"],
+        id="header-01-with-no-reason-anywhere",
+    ),
     pytest.param(
         200, {}, encode(ITEM_REJECTION), True,
         ErrorType.VALIDATION, NOT_DELIVERED, "0046", None, ["item 1", "Provide rate."],
@@ -354,6 +389,12 @@ FAILURE_CASES = [
         ErrorType.TOKEN_EXPIRED, NOT_DELIVERED, "HTTP_403", None, ["HTTP 403"],
         id="403-validate-empty",
     ),
+    pytest.param(
+        403, {}, encode({"fault": {"code": 900908, "message": "Resource forbidden "}}), True,
+        ErrorType.TOKEN_EXPIRED, NOT_DELIVERED, "900908", None,
+        ["Resource forbidden", "FBR_API_TOKEN", "FBR_API_BASE_URL"],
+        id="403-wso2-900908-wrong-token-or-environment",
+    ),
     # Throttling: never reached FBR; honour Retry-After.
     pytest.param(
         429, {"Retry-After": "5"}, encode(WSO2_THROTTLED), True,
@@ -395,6 +436,16 @@ FAILURE_CASES = [
         ErrorType.RATE_LIMIT, NOT_DELIVERED, "HTTP_429", None, [],
         id="429-infinite-retry-after",
     ),
+    pytest.param(
+        429, {}, encode({"fault": {"code": 900802, "message": "Message throttled out"}}), True,
+        ErrorType.RATE_LIMIT, NOT_DELIVERED, "900802", None, ["Message throttled out"],
+        id="429-wso2-fault-without-retry-after",
+    ),
+    pytest.param(
+        429, {}, encode({"code": "900804", "message": "Message throttled out"}), True,
+        ErrorType.RATE_LIMIT, NOT_DELIVERED, "900804", None, ["Message throttled out"],
+        id="429-wso2-flat-without-next-access-time",
+    ),
     # Server errors: on a post FBR may already have issued a number.
     pytest.param(
         500, {}, b"Contact Administrator", True,
@@ -435,6 +486,17 @@ FAILURE_CASES = [
         503, {"Retry-After": "30"}, b"", True,
         ErrorType.TRANSIENT, NOT_DELIVERED, "HTTP_503", 30.0, ["HTTP 503"],
         id="503-with-retry-after",
+    ),
+    # WSO2's hard limit answers 503 itself: a throttle, so the gateway pauses.
+    pytest.param(
+        503, {}, encode({"fault": {"code": 900801, "message": "API Limit Reached"}}), True,
+        ErrorType.RATE_LIMIT, NOT_DELIVERED, "900801", None, ["API Limit Reached"],
+        id="503-wso2-hard-limit-is-a-throttle",
+    ),
+    pytest.param(
+        503, {}, encode({"fault": {"code": 101503, "message": "Error connecting to the back end"}}),
+        True, ErrorType.TRANSIENT, NOT_DELIVERED, "101503", None, ["back end"],
+        id="503-wso2-backend-fault-stays-transient",
     ),
     # Other statuses: a wrong URL or request, not something a retry fixes.
     pytest.param(
@@ -865,7 +927,8 @@ def test_fuzz_html_documents(status, body, is_post):
 @FUZZ
 @given(status=statuses, headers=headers, body=st.binary(max_size=500), is_post=st.booleans())
 def test_fuzz_status_decides_before_body(status, headers, body, is_post):
-    """Gateway statuses classify the same whatever the body and headers say."""
+    """Gateway statuses classify the same whatever the body and headers say (random bytes are
+    never WSO2's hard-limit fault, which makes a 503 a RATE_LIMIT)."""
     result = classify(status, headers, body, is_post=is_post)
     expected = {
         401: (ErrorType.TOKEN_EXPIRED, NOT_DELIVERED),

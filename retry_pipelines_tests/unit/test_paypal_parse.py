@@ -171,3 +171,30 @@ def test_never_raises_and_never_invents_a_batch(status, body):
     assert isinstance(result, Created | Failure)
     if isinstance(result, Created):
         assert result.payout_batch_id
+
+
+def test_oauth_shaped_refusal_on_the_api_names_the_oauth_error():
+    body = json.dumps(
+        {"error": "invalid_token", "error_description": "Token signature verification failed"}
+    ).encode()
+    result = classify_create(401, {}, body)
+    assert isinstance(result, Failure)
+    assert (result.error_type, result.error_code) == (ErrorType.TOKEN_EXPIRED, "invalid_token")
+    assert result.message == "invalid_token: Token signature verification failed"
+
+
+def test_message_carries_the_issues_of_details_and_the_debug_id():
+    details = [{"field": f"items[{n}].receiver", "issue": f"bad {n}"} for n in range(5)]
+    result = classify_create(400, {}, error("VALIDATION_ERROR", "see details", details=details))
+    assert isinstance(result, Failure)
+    assert result.message == (
+        "VALIDATION_ERROR: see details (items[0].receiver: bad 0; items[1].receiver: bad 1; "
+        "items[2].receiver: bad 2) [debug_id d1]"
+    )
+
+
+def test_an_error_without_a_message_reads_as_its_name_and_debug_id():
+    body = b'{"name":"INTERNAL_SERVICE_ERROR","debugId":"1635acf4b1f6c"}'
+    result = classify_create(503, {}, body)
+    assert isinstance(result, Failure)
+    assert result.message == "INTERNAL_SERVICE_ERROR: no message [debug_id 1635acf4b1f6c]"

@@ -101,8 +101,11 @@ class Recorder:
         until = decision.pause_gateway_until
         reason = scrub(failure.summary(), self.secrets) or ""
         if failure.error_type is ErrorType.TOKEN_EXPIRED:
+            # Only a 401 is answered by re-reading the credentials and sending again; a 403
+            # (wrong token or environment) or a token that cannot be had is refused at once.
+            after = " after a reload" if failure.http_status == 401 else ""
             self.summary.alerts.append(
-                f"{self.queue.name}: credentials refused after a reload ({reason}); "
+                f"{self.queue.name}: credentials refused{after} ({reason}); "
                 f"gateway paused until {until.isoformat()}"
             )
         if until <= self.now():  # e.g. ``Retry-After: 0``: nothing to wait for or to store
