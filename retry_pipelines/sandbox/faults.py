@@ -31,7 +31,7 @@ FAULT_KINDS: Mapping[str, str] = MappingProxyType(
     {
         "http_500": "HTTP 500 with a JSON error body; not processed",
         "html_502": "HTTP 502 with an HTML proxy page; not processed",
-        "rate_limit": "HTTP 429 with Retry-After and a gateway fault body; not processed",
+        "rate_limit": "HTTP 429 (or the gateway's 503) with a throttle body; not processed",
         "fault_401": "HTTP 401 Invalid Credentials although the token is right; not processed",
         "read_timeout": "hang before processing, then 504 with an empty body; not processed",
         "response_lost": "process, then hang and answer an empty 200: the client cannot know",
@@ -46,9 +46,10 @@ MORE_FAULT_KINDS: Mapping[str, str] = MappingProxyType(
     {
         "http_503": "HTTP 503 with a JSON error body; not processed",
         "insufficient_funds": "HTTP 422 INSUFFICIENT_FUNDS (PayPal); not processed",
+        "forbidden": "HTTP 403 from the gateway: wrong token or environment (FBR); not processed",
     }
 )
-"""Kinds added for the PayPal sandbox; the FBR sandbox does not implement them."""
+"""Kinds added later; each sandbox names the ones it implements (FBR: http_503, forbidden)."""
 
 ALL_FAULT_KINDS: Mapping[str, str] = MappingProxyType({**FAULT_KINDS, **MORE_FAULT_KINDS})
 """Every fault kind a sandbox may implement, with the wire behaviour it stands for."""

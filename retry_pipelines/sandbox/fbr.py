@@ -3,8 +3,8 @@
 The retry engine's hardest promise is "no duplicate fiscal invoice": FBR has no idempotency key,
 so a post whose answer is lost may or may not have produced an FBR number. This server makes that
 measurable. It validates invoices like FBR (HTTP 200 with a ``validationResponse``, header-level
-or item-level error codes), issues ``{NTN}DI{epoch-ms}`` numbers on the post paths, answers like
-the WSO2 gateway in front of FBR (401/429 ``fault`` bodies), and records every request: which
+or item-level error codes), issues ``{NTN}DI...`` numbers on the post paths, answers like the
+WSO2 gateway in front of FBR (401/403/429/503 faults), and records every request: which
 fault it met, whether an FBR number was issued, and the payload's fingerprint. ``/_sandbox/stats``
 then reports ``processed_more_than_once``, the number of payloads that got two or more numbers.
 
@@ -35,8 +35,12 @@ Decisions where FBR's spec (v1.12) is silent, each chosen so a client can be tes
   requests (every request, when ``requests`` is left out) meet that fault, whatever the plan
   says; ``{"fault": null}`` ends it, ``GET`` shows it. A plain 503 (``http_503``, JSON body, not
   processed) is implemented here for that, beside the plan's kinds.
-- ``/_sandbox/reset`` clears records and duplicate counts and reseeds the fault chooser (so a
-  reset replays the same fault sequence); FBR numbers keep increasing across resets.
+- ``/_sandbox/reset`` clears records and duplicate counts and reseeds the fault chooser and the
+  shape cycles (so a reset replays the same faults and shapes); FBR numbers stay unique across
+  resets (their epoch milliseconds keep increasing).
+- Every body and header is built in ``fbr_dialect``, in the shapes FBR and WSO2 really send; where
+  there are several (throttles, success bodies, number forms) they rotate, and
+  ``/_sandbox/dialect`` pins one (see ``variants``). ``shape`` in a record names the variant.
 """
 
 from __future__ import annotations
@@ -62,12 +66,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from retry_pipelines.domain.fbr_reference import HS_CODES, INVOICE_TYPES, PROVINCES
+from retry_pipelines.sandbox import fbr_dialect as dialect
 from retry_pipelines.sandbox.faults import FAULT_KINDS, FaultPlan
+from retry_pipelines.sandbox.fbr_dialect import FbrDialect
+from retry_pipelines.sandbox.variants import dialect_route
 
 POST_PATHS = ("/di_data/v1/di/postinvoicedata", "/di_data/v1/di/postinvoicedata_sb")
 VALIDATE_PATHS = ("/di_data/v1/di/validateinvoicedata", "/di_data/v1/di/validateinvoicedata_sb")
-FBR_FAULT_KINDS = frozenset(FAULT_KINDS) | {"http_503"}
-"""The FBR sandbox implements every kind of the shared vocabulary, and a plain 503."""
+FBR_FAULT_KINDS = frozenset(FAULT_KINDS) | {"http_503", "forbidden"}
+"""Every kind of the shared vocabulary, a plain 503, and the gateway's 403 ``forbidden``."""
 
 MISSING_ITEMS_CODE = "0009"
 PKT = timezone(timedelta(hours=5), "PKT")
@@ -86,11 +93,6 @@ _OPTIONAL_DECIMALS = (
     "furtherTax",
     "fedPayable",
     "discount",
-)
-_BAD_GATEWAY_HTML = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
 )
 _UNPARSEABLE = object()
 
@@ -133,6 +135,7 @@ class _Admission:
     auth_error: str | None
     fault: str | None
     latency: float
+    throttle: str | None = None
 
 
 class FbrSandboxState:
@@ -141,6 +144,7 @@ class FbrSandboxState:
     def __init__(self, config: FbrSandboxConfig) -> None:
         self.config = config
         self.chooser = config.faults.chooser()
+        self.dialect = FbrDialect(config.faults.seed)
         self._lock = threading.Lock()
         self._last_ms = 0
         self._clear()
@@ -155,6 +159,7 @@ class FbrSandboxState:
         with self._lock:
             self._clear()
         self.chooser.reset()
+        self.dialect.reset()
 
     def admit(self, authorization: str | None) -> _Admission:
         """Credentials, token lapse and fault draw for an arriving request (no awaits)."""
@@ -178,15 +183,19 @@ class FbrSandboxState:
                         self._accepted_since_lapse += 1
         if auth_error is None and fault is None:
             fault = self.chooser.choose()
-        return _Admission(seq, time.time(), auth_error, fault, self.chooser.latency_seconds())
+        throttle = self.dialect.throttle(seq) if fault == "rate_limit" else None
+        latency = self.chooser.latency_seconds()
+        return _Admission(seq, time.time(), auth_error, fault, latency, throttle)
 
     def issue_number(self, ntn: str, fingerprint: str) -> tuple[str, int]:
-        """A new FBR number for ``ntn``; epoch milliseconds strictly increase across the app."""
+        """A new FBR number for ``ntn`` (either form, see ``fbr_dialect``); epoch milliseconds
+        strictly increase across the app, and each form is a one-to-one function of them."""
+        form = self.dialect.number_form()
         with self._lock:
             ms = max(int(time.time() * 1000), self._last_ms + 1)
             self._last_ms = ms
             self._issued[fingerprint] += 1
-        return f"{ntn}DI{ms}", ms
+        return dialect.invoice_number(ntn, ms, form), ms
 
     def log(self, record: dict[str, Any]) -> None:
         with self._lock:
@@ -234,6 +243,7 @@ def create_fbr_app(config: FbrSandboxConfig) -> Starlette:
         Route("/_sandbox/requests", _requests, methods=["GET"]),
         Route("/_sandbox/reset", _reset, methods=["POST"]),
         outage_route(_state, FBR_FAULT_KINDS),
+        dialect_route(lambda request: _state(request).dialect.variants),
     ]
     app = _FbrApp(routes=routes, max_body_size=MAX_BODY_BYTES)
     app.state.fbr = FbrSandboxState(config)
@@ -329,6 +339,7 @@ async def _fbr_endpoint(request: Request) -> Response:
         "invoice_number": None,
         "error_code": None,
         "retry_after": None,
+        "shape": admission.throttle,
     }
 
     def answer(outcome: str, response: Response) -> Response:
@@ -337,20 +348,21 @@ async def _fbr_endpoint(request: Request) -> Response:
         return response
 
     if admission.auth_error is not None:
-        return answer("unauthorized", _wso2_401(admission.auth_error))
+        return answer("unauthorized", dialect.wso2_401(admission.auth_error))
     fault = admission.fault
     if fault in ("fault_401", "token_reload"):
-        return answer("fault", _wso2_401("invalid"))
-    if fault == "http_500":
-        return answer("fault", JSONResponse({"error": "Contact Administrator"}, status_code=500))
-    if fault == "http_503":
-        return answer("fault", JSONResponse({"error": "Service Unavailable"}, status_code=503))
+        return answer("fault", dialect.wso2_401("invalid"))
+    if fault in ("http_500", "http_503"):
+        return answer("fault", dialect.server_error(int(fault[-3:])))
+    if fault == "forbidden":
+        return answer("fault", dialect.forbidden())
     if fault == "html_502":
-        return answer("fault", HTMLResponse(_BAD_GATEWAY_HTML, status_code=502))
+        return answer("fault", HTMLResponse(dialect.BAD_GATEWAY_HTML, status_code=502))
     if fault == "rate_limit":
-        seconds = config.retry_after_seconds
-        record["retry_after"] = seconds
-        return answer("fault", _throttled(seconds))
+        response, record["retry_after"] = dialect.throttled(
+            admission.throttle or "fault_900800", config.retry_after_seconds
+        )
+        return answer("fault", response)
     if fault == "empty_body":
         return answer("fault", Response(b"", status_code=200))
     if fault == "connection_drop":
@@ -390,18 +402,20 @@ def _process(
     if header is not None:
         code, message = header
         record["error_code"] = code
-        return "rejected", 200, _header_rejection(now, code, message)
+        return "rejected", 200, dialect.header_rejection(now, code, message)
     items = payload["items"]
     item_errors = [_item_error(item) for item in items]
     if any(item_errors):
         record["error_code"] = next(e for e in item_errors if e)[0]
-        return "rejected", 200, _item_rejection(now, item_errors)
+        return "rejected", 200, dialect.item_rejection(now, item_errors)
+    style = state.dialect.success_style()
+    record["shape"] = style
     if not is_post:
-        return "validated", 200, _valid(now, None, len(items))
+        return "validated", 200, dialect.valid(now, None, len(items), style)
     number, ms = state.issue_number(payload["sellerNTNCNIC"], record["fingerprint"])
     record["invoice_number"] = number
     dated = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(PKT)
-    return "processed", 200, _valid(dated, number, len(items))
+    return "processed", 200, dialect.valid(dated, number, len(items), style)
 
 
 def _parse(body: bytes) -> Any:
@@ -488,110 +502,10 @@ def _non_negative(value: Any) -> bool:
     return False
 
 
-# --- response bodies ---------------------------------------------------------------------------
-
-
-def _dated(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _header_rejection(now: datetime, code: str, message: str) -> dict[str, Any]:
-    return {
-        "dated": _dated(now),
-        "validationResponse": {
-            "statusCode": "01",
-            "status": "Invalid",
-            "errorCode": code,
-            "error": message,
-            "invoiceStatuses": None,
-        },
-    }
-
-
-def _item_rejection(now: datetime, errors: list[tuple[str, str] | None]) -> dict[str, Any]:
-    statuses = []
-    for n, error in enumerate(errors, start=1):
-        code, message = error or ("", "")
-        statuses.append(
-            {
-                "itemSNo": str(n),
-                "statusCode": "01" if error else "00",
-                "status": "Invalid" if error else "Valid",
-                "invoiceNo": None,
-                "errorCode": code,
-                "error": message,
-            }
-        )
-    return {
-        "dated": _dated(now),
-        "validationResponse": {
-            "statusCode": "00",
-            "status": "invalid",
-            "errorCode": "",
-            "error": "",
-            "invoiceStatuses": statuses,
-        },
-    }
-
-
-def _valid(moment: datetime, number: str | None, item_count: int) -> dict[str, Any]:
-    body: dict[str, Any] = {} if number is None else {"invoiceNumber": number}
-    body["dated"] = _dated(moment)
-    body["validationResponse"] = {
-        "statusCode": "00",
-        "status": "Valid",
-        "errorCode": "",
-        "error": "",
-        "invoiceStatuses": [
-            {
-                "itemSNo": str(n),
-                "statusCode": "00",
-                "status": "Valid",
-                "invoiceNo": None if number is None else f"{number}-{n}",
-                "errorCode": "",
-                "error": "",
-            }
-            for n in range(1, item_count + 1)
-        ],
-    }
-    return body
-
-
 def _bearer(header: str | None) -> str | None:
     scheme, _, token = (header or "").strip().partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
-
-
-def _wso2_401(kind: str) -> Response:
-    if kind == "missing":
-        fault = {
-            "code": 900902,
-            "message": "Missing Credentials",
-            "description": "Required OAuth credentials not provided. Make sure your API "
-            'invocation call has a header: "Authorization: Bearer ACCESS_TOKEN"',
-        }
-    else:
-        fault = {
-            "code": 900901,
-            "message": "Invalid Credentials",
-            "description": "Access failure for API: /di_data/v1, version: v1 status: (900901) - "
-            "Invalid Credentials. Make sure you have provided the correct security credentials",
-        }
-    return JSONResponse(
-        {"fault": fault},
-        status_code=401,
-        headers={"WWW-Authenticate": 'OAuth2 realm="WSO2 API Manager", error="invalid_token"'},
-    )
-
-
-def _throttled(seconds: int) -> Response:
-    fault = {
-        "code": 900800,
-        "message": "Message throttled out",
-        "description": f"You have exceeded your quota. You can access API after {seconds} seconds",
-    }
-    return JSONResponse({"fault": fault}, status_code=429, headers={"Retry-After": str(seconds)})
 
 
 # --- hanging and dropping ----------------------------------------------------------------------

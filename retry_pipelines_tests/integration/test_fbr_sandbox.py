@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -32,13 +33,15 @@ from retry_pipelines.sandbox.fbr import (
     create_fbr_app,
     fingerprint,
 )
+from retry_pipelines.sandbox.fbr_dialect import THROTTLE_VARIANTS, alnum_tail, next_access_time
 from retry_pipelines.sandbox.server import SandboxProcess, ThreadedServer
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 POST, VALIDATE = POST_PATHS[1], VALIDATE_PATHS[1]
 NTN = "1234567"
-NUMBER = re.compile(r"^\d{7}(\d{6})?DI\d{13,}$")
+NUMBER = re.compile(r"^\d{7}(\d{6})?DI(\d{13,}|[A-Z]{6}\d{6})$")
+"""Both forms: ``{NTN}DI{epoch-ms}`` and ``{NTN}DI`` + six capitals and six digits."""
 HORSES = HS_CODES["0101.2100"]
 assert GOODS_STANDARD_RATE in HORSES.sale_types
 
@@ -133,6 +136,13 @@ def settled_record(client, seq):
     raise AssertionError(f"request {seq} still pending: {records(client)}")
 
 
+def pin(client, **pins):
+    """Pin response shapes through ``/_sandbox/dialect`` (None unpins)."""
+    response = client.post("/_sandbox/dialect", json=pins)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def assert_header_rejection(response, code):
     assert response.status_code == 200
     body = response.json()
@@ -162,7 +172,7 @@ def test_valid_invoice_gets_an_fbr_number_and_item_numbers(client, path):
     assert number.startswith(f"{NTN}DI")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", body["dated"])
     vr = body["validationResponse"]
-    assert (vr["statusCode"], vr["status"], vr["errorCode"]) == ("00", "Valid", "")
+    assert (vr["statusCode"], vr["status"], vr.get("errorCode", "")) == ("00", "Valid", "")
     assert [s["itemSNo"] for s in vr["invoiceStatuses"]] == ["1", "2"]
     assert [s["invoiceNo"] for s in vr["invoiceStatuses"]] == [f"{number}-1", f"{number}-2"]
     assert {(s["statusCode"], s["status"]) for s in vr["invoiceStatuses"]} == {("00", "Valid")}
@@ -177,22 +187,79 @@ def test_valid_invoice_gets_an_fbr_number_and_item_numbers(client, path):
     assert stats(client)["processed"] == 1
 
 
-def test_cnic_seller_gets_a_28_character_number(client):
+@pytest.mark.parametrize(("form", "length"), [("digits", 28), ("alnum", 27)])
+def test_cnic_seller_gets_a_number_of_either_form(client, form, length):
+    pin(client, number=form)
     cnic = "4210112345671"
     body = client.post(POST, json=invoice(sellerNTNCNIC=cnic), headers=AUTH).json()
     assert NUMBER.match(body["invoiceNumber"])
     assert body["invoiceNumber"].startswith(f"{cnic}DI")
-    assert len(body["invoiceNumber"]) == 28
+    assert len(body["invoiceNumber"]) == length
 
 
-def test_fbr_numbers_are_unique_and_strictly_increasing(client):
-    numbers = [
+def post_numbers(client, count):
+    return [
         client.post(POST, json=invoice(invoiceRefNo=str(i)), headers=AUTH).json()["invoiceNumber"]
-        for i in range(25)
+        for i in range(count)
     ]
-    millis = [int(n.split("DI")[1]) for n in numbers]
-    assert millis == sorted(set(millis))
-    assert len(set(numbers)) == 25
+
+
+def test_fbr_numbers_are_unique_mix_both_forms_and_the_mix_replays_after_reset(client):
+    numbers = post_numbers(client, 24)
+    assert len(set(numbers)) == 24
+    tails = [n.removeprefix(f"{NTN}DI") for n in numbers]
+    digits = [t for t in tails if t.isdigit()]
+    assert len(digits) == 12, "the two forms take turns"
+    assert [int(t) for t in digits] == sorted({int(t) for t in digits})
+    assert all(re.fullmatch(r"[A-Z]{6}[0-9]{6}", t) for t in tails if not t.isdigit())
+    forms = [t.isdigit() for t in tails]
+    client.post("/_sandbox/reset").raise_for_status()
+    again = post_numbers(client, 24)
+    assert [n.removeprefix(f"{NTN}DI").isdigit() for n in again] == forms
+    assert not set(again) & set(numbers), "numbers stay unique across resets"
+
+
+def test_the_alphanumeric_tail_is_one_to_one_in_the_milliseconds():
+    start = 1_762_886_836_000
+    tails = [alnum_tail(ms) for ms in range(start, start + 20_000)]
+    assert len(set(tails)) == len(tails)
+    assert all(re.fullmatch(r"[A-Z]{6}[0-9]{6}", t) for t in tails)
+    assert len(f"5419764DI{tails[0]}") == len("5419764DIZLLXVR750188")
+
+
+@pytest.mark.parametrize("path", [POST, VALIDATE])
+def test_success_bodies_come_in_the_observed_and_the_spec_shape(client, path):
+    pin(client, success="observed")
+    observed = client.post(path, json=invoice(), headers=AUTH).json()["validationResponse"]
+    assert set(observed) == {"statusCode", "status", "invoiceStatuses"}
+    assert set(observed["invoiceStatuses"][0]) == {"itemSNo", "statusCode", "status", "invoiceNo"}
+    pin(client, success="spec")
+    spec = client.post(path, json=invoice(), headers=AUTH).json()["validationResponse"]
+    assert (set(spec) - set(observed), spec["error"]) == ({"error"}, "")
+    item_keys = {"itemSNo", "statusCode", "status", "invoiceNo", "errorCode", "error"}
+    assert set(spec["invoiceStatuses"][0]) == item_keys
+    assert [r["shape"] for r in records(client)] == ["observed", "spec"]
+
+
+def test_most_success_bodies_omit_the_error_keys(client):
+    for _ in range(8):
+        client.post(VALIDATE, json=invoice(), headers=AUTH)
+    shapes = [r["shape"] for r in records(client)]
+    assert sorted(shapes) == ["observed"] * 6 + ["spec"] * 2
+
+
+def test_the_dialect_control_endpoint(client):
+    known = client.get("/_sandbox/dialect").json()
+    assert known["pins"] == {}
+    assert set(known["variants"]["rate_limit"]) == set(THROTTLE_VARIANTS)
+    assert set(known["variants"]) == {"rate_limit", "success", "number"}
+    assert pin(client, rate_limit="flat_900804")["pins"] == {"rate_limit": "flat_900804"}
+    assert pin(client, rate_limit=None)["pins"] == {}
+    for bad in ({"rate_limit": "fault_1"}, {"nonsense": None}, {"number": 3}, [1]):
+        assert client.post("/_sandbox/dialect", json=bad).status_code == 400
+    pin(client, number="alnum")
+    client.post("/_sandbox/reset").raise_for_status()
+    assert client.get("/_sandbox/dialect").json()["pins"] == {}, "a reset drops the pins"
 
 
 @pytest.mark.parametrize("path", VALIDATE_PATHS)
@@ -399,6 +466,69 @@ def test_fault_rate_limit(serve):
         client, fault="rate_limit", status=429, outcome="fault", processed=False
     )
     assert record["retry_after"] == 3
+    assert record["shape"] == "fault_900800", "the first throttle episode carries Retry-After"
+
+
+THROTTLES = {
+    # variant: (status, the body's code, Retry-After sent)
+    "fault_900800": (429, 900800, True),
+    "fault_900802": (429, 900802, False),
+    "flat_900804": (429, "900804", False),
+    "hard_limit_900801": (503, 900801, False),
+}
+
+
+def throttle_code(body):
+    return body["fault"]["code"] if "fault" in body else body["code"]
+
+
+@pytest.mark.parametrize("variant", THROTTLES)
+def test_each_throttle_variant_can_be_pinned(serve, variant):
+    _, client = serve(**only("rate_limit", retry_after_seconds=3))
+    pin(client, rate_limit=variant)
+    response = client.post(POST, json=invoice(), headers=AUTH)
+    status, code, has_retry_after = THROTTLES[variant]
+    assert (response.status_code, throttle_code(response.json())) == (status, code)
+    assert ("retry-after" in response.headers) is has_retry_after
+    [record] = records(client)
+    assert (record["shape"], record["status"], record["outcome"]) == (variant, status, "fault")
+    assert record["retry_after"] == (3 if has_retry_after else None)
+    assert stats(client)["processed"] == 0
+
+
+def test_next_access_time_is_wso2s_format_a_few_seconds_ahead():
+    moment = datetime(2026, 4, 16, 23, 59, 58, 300_000, tzinfo=UTC)
+    assert next_access_time(moment, 1) == "2026-Apr-17 00:00:00+0000 UTC"
+    assert next_access_time(moment, 0) == "2026-Apr-17 00:00:00+0000 UTC"
+    assert next_access_time(moment.replace(microsecond=0), 3) == "2026-Apr-17 00:00:01+0000 UTC"
+
+
+def test_a_throttle_episode_keeps_its_variant_and_episodes_rotate_through_all(serve):
+    _, client = serve(faults=FaultPlan(faults={"http_500": 1.0}, seed=4))
+    for _ in range(4):  # four episodes: three throttles in a row, then a plain request
+        client.post("/_sandbox/outage", json={"fault": "rate_limit", "requests": 3})
+        for _ in range(4):
+            client.post(POST, json=invoice(), headers=AUTH)
+    shapes = [r["shape"] for r in records(client)]
+    episodes = [shapes[i : i + 3] for i in range(0, 16, 4)]
+    assert all(len(set(e)) == 1 for e in episodes), episodes
+    assert episodes[0][0] == "fault_900800"
+    assert {e[0] for e in episodes} == set(THROTTLES)
+    assert shapes[3::4] == [None] * 4
+    client.post("/_sandbox/reset")
+    client.post("/_sandbox/outage", json={"fault": "rate_limit", "requests": 1})
+    client.post(POST, json=invoice(), headers=AUTH)
+    assert records(client)[0]["shape"] == "fault_900800", "a reset replays the rotation"
+
+
+def test_fault_forbidden_is_the_gateways_403_900908(serve):
+    _, client = serve(**only("forbidden"))
+    response = client.post(POST, json=invoice(), headers=AUTH)
+    assert response.status_code == 403
+    fault = response.json()["fault"]
+    assert (fault["code"], fault["message"]) == (900908, "Resource forbidden ")
+    assert "/di_data/v1" in fault["description"]
+    assert_one_record(client, fault="forbidden", status=403, outcome="fault", processed=False)
 
 
 def test_fault_401_with_the_right_token(serve):
