@@ -49,7 +49,27 @@ def cmd_db_upgrade(args) -> int:
     engine = _engine(args)
     migrate.upgrade(engine, args.revision)
     print(f"{redacted(engine)}: at revision {migrate.current_revision(engine)}")
+    _print_payout_conflicts(engine)
     return 0
+
+
+def _print_payout_conflicts(engine) -> None:
+    """Batches recorded twice before payout identity was enforced: each needs a person."""
+    from sqlalchemy import inspect
+
+    from retry_pipelines.store import payouts
+
+    if not inspect(engine).has_table("payout_identity_conflicts"):
+        return
+    found = payouts.conflicts(engine)
+    if not found:
+        return
+    print(
+        f"{len(found)} payout batch(es) repeat an earlier one (PayPal would pay them again); "
+        "cancel the one not wanted with the override_payout_batch_status job:"
+    )
+    for conflict in found:
+        print(f"  {conflict.render()}")
 
 
 def cmd_db_downgrade(args) -> int:

@@ -4,6 +4,7 @@ conditional on the status it was checked against, and is audited only if that UP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,11 +14,14 @@ from sqlalchemy import Engine, func, select, update
 from retry_pipelines.domain.eligibility import ItemSnapshot, check_eligibility
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
 from retry_pipelines.domain.states import BATCH, BatchStatus, IllegalTransition
+from retry_pipelines.engine import payouts
 from retry_pipelines.engine.admin import Actor, AdminError, audit
+from retry_pipelines.engine.payouts import PayoutItem, RecordedBatch
 from retry_pipelines.engine.paypal import retry_payout_batches
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.store import locks
+from retry_pipelines.store import payouts as payout_store
 from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
 
@@ -66,10 +70,96 @@ def override_status(
         ).rowcount
         if moved != 1:
             raise AdminError(f"payout batch {batch_id} changed meanwhile; look again and retry")
+        if new_status in payout_store.RELEASED:
+            payout_store.release(conn, batch_id)
         audit(
             conn, actor, "override", batch_id, row["status"], new_status, now, entity="payout_batch"
         )
     return new_status
+
+
+REPAYABLE = frozenset({BatchStatus.COMPLETED})
+"""Re-pay only what PayPal has finished: a live batch is retried or reconciled, not doubled."""
+
+
+def repay_batch(
+    engine: Engine,
+    actor: Actor,
+    *,
+    batch_id: int,
+    now: datetime,
+    sender_item_ids: Sequence[str] = (),
+) -> RecordedBatch:
+    """Pay a completed batch's payees (all, or the ``sender_item_ids`` named) again, on purpose.
+
+    A new batch with new ``sender_batch_id`` and ``PayPal-Request-Id`` is recorded at the next
+    identity generation of its payees and is due now; it and the audit row (who, why, the new
+    batch) are written in one transaction. Every other way to record the same payees again for
+    the cycle stays refused."""
+    with engine.begin() as conn:
+        row = _batch(conn, batch_id, lock=True)
+        if row["status"] not in REPAYABLE:
+            raise AdminError(
+                f"payout batch {batch_id} is {row['status']}: only a completed batch is re-paid "
+                "(retry a dead one with manual_retry_payout_batch; reconcile a held one first)"
+            )
+        items = _repay_items(payout_store.batch_items(conn, batch_id), sender_item_ids, batch_id)
+        try:
+            payouts.validate(row["cycle_id"], items)
+        except payouts.PayoutRejected as exc:
+            raise AdminError(f"payout batch {batch_id} cannot be re-paid: {exc}") from None
+        ids = [i.sender_item_id for i in items]
+        payout_store.lock_cycle(conn, row["cycle_id"])
+        generation = payout_store.next_generation(conn, row["cycle_id"], ids)
+        recorded = payouts.record_in(
+            conn,
+            row["cycle_id"],
+            items,
+            now,
+            email=(row["email_subject"], row["email_message"]),
+            generation=generation,
+            repay_of=batch_id,
+        )
+        details = {
+            "new_batch_id": recorded.id,
+            "sender_batch_id": recorded.sender_batch_id,
+            "items": len(items),
+            "total_value": recorded.total_value,
+            "generation": generation,
+        }
+        audit(
+            conn,
+            actor,
+            "repay",
+            batch_id,
+            row["status"],
+            row["status"],
+            now,
+            details,
+            entity="payout_batch",
+        )
+    return recorded
+
+
+def _repay_items(rows: list[dict], wanted: Sequence[str], batch_id: int) -> list[PayoutItem]:
+    known = {r["sender_item_id"]: r for r in rows}
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise AdminError(
+            f"payout batch {batch_id} has no item {', '.join(map(repr, unknown[:10]))}"
+        )
+    chosen = [known[w] for w in dict.fromkeys(wanted)] if wanted else rows
+    return [
+        PayoutItem(
+            receiver=r["receiver"],
+            value=r["amount_value"],
+            currency=r["currency"],
+            sender_item_id=r["sender_item_id"],
+            recipient_type=r["recipient_type"],
+            note=r["note"],
+        )
+        for r in chosen
+    ]
 
 
 async def manual_retry(

@@ -2,8 +2,11 @@
 
 The batch's ``sender_batch_id`` and ``PayPal-Request-Id`` are fixed here, once, and every later
 submission of the batch reuses them: that is what lets PayPal's deduplication make a retried
-create safe. A checksum over the items refuses the same batch recorded twice for a cycle within
-the cooldown (an accidental double run), without refusing a genuinely new batch.
+create safe. PayPal deduplicates on ``sender_batch_id`` only, so the same payees recorded again
+under a new id would be paid twice: a batch's identity (its checksum, and each ``sender_item_id``,
+within its cycle) is held from recording until it is canceled or denied, at any age
+(``store.payouts``).
+Paying again on purpose is an audited admin re-pay (``payout_admin.repay_batch``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
-from retry_pipelines.store.tables import payout_batches, payout_items
+from retry_pipelines.store import payouts as store
 
 RECIPIENT_TYPES = frozenset({"EMAIL", "PHONE", "PAYPAL_ID"})
 MAX_ITEMS = 15_000
@@ -112,67 +116,92 @@ def record_batch(
     cycle_id: str,
     items: list[PayoutItem],
     now: datetime,
-    cooldown: timedelta = timedelta(minutes=1),
     email_subject: str | None = None,
     email_message: str | None = None,
 ) -> RecordedBatch:
-    """Phase 1: the batch, its items and checksum in one transaction, due for submission now."""
+    """Phase 1: the batch, its items and checksum in one transaction, due for submission now.
+
+    Refused (nothing written) while any batch of the cycle that is not canceled or denied holds
+    the same checksum or any of its ``sender_item_id`` values, however long ago it was recorded.
+    """
     validate(cycle_id, items)
+    with engine.begin() as conn:
+        return record_in(conn, cycle_id, items, now, email=(email_subject, email_message))
+
+
+def record_in(
+    conn: Connection,
+    cycle_id: str,
+    items: list[PayoutItem],
+    now: datetime,
+    *,
+    email: tuple[str | None, str | None] = (None, None),
+    generation: int = 0,
+    repay_of: int | None = None,
+) -> RecordedBatch:
+    """Record a validated batch inside the caller's transaction at an identity generation."""
     digest = checksum(cycle_id, items)
+    store.lock_cycle(conn, cycle_id)
+    _refuse_held_identity(conn, cycle_id, digest, [i.sender_item_id for i in items], generation)
     total = sum((_amount(i.value) for i in items), Decimal("0"))
     sender_batch_id = f"{cycle_id}-{uuid.uuid4().hex[:16]}"
     request_id = str(uuid.uuid4())
-    b = payout_batches
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # serialise recordings of one cycle
-            conn.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(hashtext(%(cycle)s))", {"cycle": cycle_id}
-            )
-        duplicate = conn.execute(
-            select(b.c.id, b.c.created_at).where(
-                b.c.cycle_id == cycle_id, b.c.checksum == digest, b.c.created_at > now - cooldown
-            )
-        ).first()
-        if duplicate is not None:
-            raise PayoutRejected(
-                f"the same batch was recorded for cycle {cycle_id} at "
-                f"{duplicate.created_at.isoformat()} (batch {duplicate.id}); refusing a second one "
-                f"within the {cooldown.total_seconds():.0f} s cooldown"
-            )
-        batch_id = conn.execute(
-            insert(b)
-            .values(
-                cycle_id=cycle_id,
-                sender_batch_id=sender_batch_id,
-                request_id=request_id,
-                checksum=digest,
-                email_subject=email_subject,
-                email_message=email_message,
-                item_count=len(items),
-                total_value=str(total),
-                currency=items[0].currency,
-                status="pending",
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(b.c.id)
-        ).scalar_one()
-        conn.execute(
-            insert(payout_items),
-            [
-                {
-                    "batch_id": batch_id,
-                    "sender_item_id": i.sender_item_id,
-                    "receiver": i.receiver,
-                    "recipient_type": i.recipient_type,
-                    "amount_value": str(_amount(i.value)),
-                    "currency": i.currency,
-                    "note": i.note,
-                    "status": "queued",
-                    "updated_at": now,
-                }
-                for i in items
-            ],
-        )
+    batch = {
+        "cycle_id": cycle_id,
+        "sender_batch_id": sender_batch_id,
+        "request_id": request_id,
+        "checksum": digest,
+        "email_subject": email[0],
+        "email_message": email[1],
+        "item_count": len(items),
+        "total_value": str(total),
+        "currency": items[0].currency,
+        "status": "pending",
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "identity_generation": generation,
+        "repay_of": repay_of,
+    }
+    rows = [
+        {
+            "sender_item_id": i.sender_item_id,
+            "receiver": i.receiver,
+            "recipient_type": i.recipient_type,
+            "amount_value": str(_amount(i.value)),
+            "currency": i.currency,
+            "note": i.note,
+            "status": "queued",
+            "updated_at": now,
+        }
+        for i in items
+    ]
+    try:
+        with conn.begin_nested():
+            batch_id = store.insert_batch(conn, batch, rows)
+    except IntegrityError:  # a writer that took no cycle lock got there first
+        raise PayoutRejected(
+            f"cycle {cycle_id}: this batch or one of its payees is already recorded; nothing "
+            "was written"
+        ) from None
     return RecordedBatch(batch_id, sender_batch_id, request_id, digest, str(total))
+
+
+def _refuse_held_identity(
+    conn: Connection, cycle_id: str, digest: str, sender_item_ids: list[str], generation: int
+) -> None:
+    holder = store.batch_holder(conn, cycle_id, digest, generation)
+    what = "the same batch"
+    if holder is None:
+        holder = store.item_holder(conn, cycle_id, sender_item_ids, generation)
+        what = f"sender_item_id {holder.sender_item_id!r}" if holder else ""
+    if holder is None:
+        return
+    raise PayoutRejected(
+        f"cycle {cycle_id}: {what} is already in batch {holder.batch_id} "
+        f"({holder.sender_batch_id}, {holder.status}, recorded {holder.created_at.isoformat()}); "
+        "PayPal would pay it again under a new sender_batch_id, so nothing was written. To pay "
+        f"again on purpose, re-pay batch {holder.batch_id} (admin job repay_payout_batch, with "
+        "a reason); to replace a batch that was never paid, cancel it first "
+        "(override_payout_batch_status to canceled)"
+    )

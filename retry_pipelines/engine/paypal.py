@@ -33,6 +33,7 @@ from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, 
 from retry_pipelines.gateways.http import text
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.gateways.paypal_parse import Created
+from retry_pipelines.store import payouts as payout_store
 from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.queues import PAYOUTS
 from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
@@ -336,7 +337,11 @@ def _apply(engine: Engine, batch_id: int, data: dict, now: datetime) -> tuple[st
         finished = FINAL_BATCH.get(paypal_status)
         if finished and BATCH.can("submitted", finished):
             values |= {"status": finished, "completed_at": now}
-        conn.execute(update(b).where(b.c.id == batch_id, b.c.status == "submitted").values(values))
+        moved = conn.execute(
+            update(b).where(b.c.id == batch_id, b.c.status == "submitted").values(values)
+        ).rowcount
+        if moved == 1 and values.get("status") in payout_store.RELEASED:
+            payout_store.release(conn, batch_id)  # PayPal paid nobody: the payees may be re-sent
     return finished, updated
 
 

@@ -161,9 +161,13 @@ payout_batches = Table(
     Column("paypal_batch_status", String(16)),
     Column("submitted_at", UTCDateTime),
     Column("completed_at", UTCDateTime),
+    # Payout identity (migration 0005): 0 when recorded, n for the n-th audited re-pay, NULL once
+    # canceled or denied. NULLs are distinct in unique constraints, so released rows never clash.
+    Column("identity_generation", Integer),
+    Column("repay_of", Id),
     *_work_item_columns(),
     *_work_item_indexes("payout_batches"),
-    Index("ix_payout_batches_cycle_checksum", "cycle_id", "checksum", "created_at"),
+    Index("uq_payout_batches_identity", "cycle_id", "checksum", "identity_generation", unique=True),
 )
 
 payout_items = Table(
@@ -188,9 +192,27 @@ payout_items = Table(
     Column("error_name", String(64)),
     Column("error_message", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("cycle_id", String(64), nullable=False),
+    Column("identity_generation", Integer),
     UniqueConstraint("batch_id", "sender_item_id", name="uq_payout_items_sender_item"),
+    Index(
+        "uq_payout_items_identity", "cycle_id", "sender_item_id", "identity_generation", unique=True
+    ),
     Index("ix_payout_items_status", "status"),
 )
+
+payout_identity_conflicts = Table(
+    "payout_identity_conflicts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("cycle_id", String(64), nullable=False),
+    Column("batch_id", Id, nullable=False),
+    Column("earlier_batch_id", Id, nullable=False),
+    Column("sender_item_id", String(63)),
+    Column("found_at", UTCDateTime, nullable=False),
+)
+"""Batches and items that already broke the payout identity rule when migration 0005 ran."""
 
 payout_attempts = Table(
     "payout_attempts",

@@ -115,6 +115,24 @@ def record_same_batch(db_url: str, barrier, out: str) -> None:
     engine.dispose()
 
 
+def record_payees(
+    db_url: str, barrier, out: str, sender_item_ids: list[str], days_later: float = 0.0
+) -> None:
+    """Record a batch paying these payee lines, ``days_later`` after now; write the outcome."""
+    from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+
+    engine = make_engine(db_url)
+    items = [PayoutItem(f"{i}@example.com", "10.00", "USD", i) for i in sender_item_ids]
+    now = datetime.now(UTC) + timedelta(days=days_later)
+    barrier.wait()
+    try:
+        record_batch(engine, cycle_id="2026-12-W49", items=items, now=now)
+        Path(out).write_text("recorded")
+    except PayoutRejected as exc:
+        Path(out).write_text(f"refused: {exc}")
+    engine.dispose()
+
+
 def payouts_until_settled(db_url: str, url: str, seconds: float, barrier, out: str) -> None:
     """Submit and reconcile payout batches until none is pending, processing or submitted."""
     from sqlalchemy import func, select

@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
@@ -33,6 +34,19 @@ class OverrideStatusConfig(dg.Config):
     new_status: str
     admin_id: str
     reason: str
+
+
+class RepayConfig(dg.Config):
+    """Pay a completed batch's payees again, on purpose: a new batch (new sender_batch_id) is
+    recorded and audited; leave sender_item_ids empty to re-pay every item of the batch."""
+
+    batch_id: int = Field(description="The completed payout batch whose payees are paid again.")
+    admin_id: str = Field(description="Who re-pays (must be allowed by RETRY_PIPELINES_ADMIN_IDS).")
+    reason: str = Field(description="Why the payees are paid again; kept in the audit row.")
+    sender_item_ids: list[str] = Field(
+        default_factory=list,
+        description="Only these payee lines of the batch (empty: all of them).",
+    )
 
 
 @dg.op(description="Retry one payout batch now and report its status and attempt history.")
@@ -88,6 +102,29 @@ def override_one_payout_batch(
     return status
 
 
+@dg.op(description="Record an audited re-pay of a completed payout batch, due for submission now.")
+def repay_one_payout_batch(
+    context: dg.OpExecutionContext, config: RepayConfig, db: DatabaseResource
+) -> int:
+    actor = Actor(config.admin_id, config.reason, context.run_id)
+    recorded = payout_admin.repay_batch(
+        db.engine,
+        actor,
+        batch_id=config.batch_id,
+        now=datetime.now(UTC),
+        sender_item_ids=config.sender_item_ids,
+    )
+    report = payout_admin.batch_report(db.engine, recorded.id, now=datetime.now(UTC))
+    context.add_output_metadata(
+        {
+            "new_batch_id": recorded.id,
+            "sender_batch_id": recorded.sender_batch_id,
+            "report": dg.MetadataValue.md(f"```\n{report.render()}\n```"),
+        }
+    )
+    return recorded.id
+
+
 @dg.job(description="Retry one payout batch now (admin; refused while its cycle is locked).")
 def manual_retry_payout_batch():
     retry_one_payout_batch()
@@ -98,6 +135,13 @@ def override_payout_batch_status():
     override_one_payout_batch()
 
 
+@dg.job(description="Pay a completed payout batch's payees again, on purpose (admin; audited).")
+def repay_payout_batch():
+    repay_one_payout_batch()
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[manual_retry_payout_batch, override_payout_batch_status])
+    return dg.Definitions(
+        jobs=[manual_retry_payout_batch, override_payout_batch_status, repay_payout_batch]
+    )

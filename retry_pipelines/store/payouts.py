@@ -1,0 +1,171 @@
+"""Payout batches at rest: recording a batch with its items, and the identity that keeps one payee
+from being paid twice.
+
+A batch holds its identity, (cycle, checksum) and (cycle, sender_item_id) for each item, from the
+moment it is recorded, whatever its status, until it is canceled or denied: PayPal deduplicates on
+``sender_batch_id`` only, so a second batch with a new id would pay again. The unique constraints
+of migration 0005 enforce it; the queries here find the holder first so a refusal can name it.
+Re-paying on purpose takes the next ``identity_generation`` (an audited admin action).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from retry_pipelines.store.tables import payout_batches, payout_identity_conflicts, payout_items
+
+RELEASED = frozenset({"canceled", "denied"})
+"""Statuses that give the identity up. Both are terminal: nothing brings such a batch back."""
+
+CHUNK = 500
+"""Ids per ``IN (...)`` list: well under SQLite's bound on bound parameters."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The batch that already holds an identity a new recording asks for."""
+
+    batch_id: int
+    sender_batch_id: str
+    status: str
+    created_at: datetime
+    sender_item_id: str | None = None
+    """Set when the clash is one payee line, not the whole batch."""
+
+
+def lock_cycle(conn: Connection, cycle_id: str) -> None:
+    """Serialise recordings of one cycle until the transaction ends (SQLite's write lock already
+    does: its transactions begin immediate)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtext(%(cycle)s))", {"cycle": "payout:" + cycle_id}
+        )
+
+
+def batch_holder(conn: Connection, cycle_id: str, checksum: str, generation: int) -> Holder | None:
+    b = payout_batches
+    row = conn.execute(
+        select(b.c.id, b.c.sender_batch_id, b.c.status, b.c.created_at)
+        .where(
+            b.c.cycle_id == cycle_id,
+            b.c.checksum == checksum,
+            b.c.identity_generation == generation,
+        )
+        .limit(1)
+    ).first()
+    return Holder(*row) if row else None
+
+
+def item_holder(
+    conn: Connection, cycle_id: str, sender_item_ids: Sequence[str], generation: int
+) -> Holder | None:
+    """The earliest batch holding any of these payee lines of the cycle at this generation."""
+    b, i = payout_batches, payout_items
+    for start in range(0, len(sender_item_ids), CHUNK):
+        row = conn.execute(
+            select(b.c.id, b.c.sender_batch_id, b.c.status, b.c.created_at, i.c.sender_item_id)
+            .join(b, b.c.id == i.c.batch_id)
+            .where(
+                i.c.cycle_id == cycle_id,
+                i.c.identity_generation == generation,
+                i.c.sender_item_id.in_(sender_item_ids[start : start + CHUNK]),
+            )
+            .order_by(b.c.id)
+            .limit(1)
+        ).first()
+        if row:
+            return Holder(*row)
+    return None
+
+
+def next_generation(conn: Connection, cycle_id: str, sender_item_ids: Sequence[str]) -> int:
+    """One above the highest generation any of these payee lines holds in the cycle."""
+    i = payout_items
+    highest = 0
+    for start in range(0, len(sender_item_ids), CHUNK):
+        found = conn.execute(
+            select(func.max(i.c.identity_generation)).where(
+                i.c.cycle_id == cycle_id,
+                i.c.sender_item_id.in_(sender_item_ids[start : start + CHUNK]),
+            )
+        ).scalar()
+        highest = max(highest, found or 0)
+    return highest + 1
+
+
+def insert_batch(conn: Connection, batch: dict[str, Any], items: Iterable[dict[str, Any]]) -> int:
+    """The batch row and its item rows; ``batch`` carries ``cycle_id`` and
+    ``identity_generation``, which every item row inherits."""
+    batch_id = conn.execute(
+        insert(payout_batches).values(batch).returning(payout_batches.c.id)
+    ).scalar_one()
+    inherited = {
+        "batch_id": batch_id,
+        "cycle_id": batch["cycle_id"],
+        "identity_generation": batch["identity_generation"],
+    }
+    conn.execute(insert(payout_items), [item | inherited for item in items])
+    return batch_id
+
+
+def batch_items(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
+    i = payout_items
+    columns = (
+        i.c.sender_item_id,
+        i.c.receiver,
+        i.c.recipient_type,
+        i.c.amount_value,
+        i.c.currency,
+        i.c.note,
+        i.c.status,
+    )
+    query = select(*columns).where(i.c.batch_id == batch_id).order_by(i.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def release(conn: Connection, batch_id: int) -> None:
+    """Give up the identity of a batch that was canceled or denied (same transaction)."""
+    for table, key in ((payout_batches, "id"), (payout_items, "batch_id")):
+        conn.execute(update(table).where(table.c[key] == batch_id).values(identity_generation=None))
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: str
+    cycle_id: str
+    batch_id: int
+    earlier_batch_id: int
+    sender_item_id: str | None
+    batch_status: str | None
+
+    def render(self) -> str:
+        what = "the same batch as" if self.kind == "batch" else f"{self.sender_item_id!r} like"
+        return (
+            f"cycle {self.cycle_id}: batch {self.batch_id} ({self.batch_status}) repeats {what} "
+            f"batch {self.earlier_batch_id}"
+        )
+
+
+def conflicts(engine: Engine, *, limit: int = 100) -> list[Conflict]:
+    """What migration 0005 found already recorded twice, with each later batch's status now."""
+    c, b = payout_identity_conflicts, payout_batches
+    query = (
+        select(
+            c.c.kind,
+            c.c.cycle_id,
+            c.c.batch_id,
+            c.c.earlier_batch_id,
+            c.c.sender_item_id,
+            b.c.status,
+        )
+        .outerjoin(b, b.c.id == c.c.batch_id)
+        .order_by(c.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [Conflict(*row) for row in conn.execute(query)]
