@@ -1,7 +1,8 @@
 """``python -m retry_pipelines.sandbox``: serve an FBR DI or PayPal Payouts sandbox (foreground).
 
 ``--gateway fbr`` (the default) serves the FBR DI sandbox, ``--gateway paypal`` the PayPal Payouts
-one; faults, seed, latency, ``--retry-after`` and ``--hang-seconds`` apply to both. The same
+one; faults, seed, latency and ``--hang-seconds`` apply to both, ``--retry-after`` to FBR's
+throttles (PayPal's recorded 429 carries no Retry-After). The same
 options mount under the project CLI as ``retry-pipelines sandbox`` (``add_arguments`` + ``run``).
 Credentials are never printed: only where they came from.
 """
@@ -49,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--latency-jitter-ms", type=float, default=0.0, help="uniform extra latency, 0..this"
     )
     parser.add_argument(
-        "--retry-after", type=int, default=1, help="Retry-After seconds sent with rate_limit"
+        "--retry-after",
+        type=int,
+        default=1,
+        help="FBR: Retry-After of the 900800 throttle, and how far ahead nextAccessTime lies",
     )
     parser.add_argument(
         "--hang-seconds",

@@ -21,8 +21,8 @@ Decisions where PayPal's spec is silent or where the sandbox must be predictable
   told 9 h while the server lets the token lapse sooner). ``POST /_sandbox/expire-tokens`` ends
   every token at once. Tokens survive ``/_sandbox/reset``; everything else is cleared.
   ``/_sandbox/outage`` switches an outage on and off at runtime (see the FBR sandbox).
-- A missing, unknown or expired bearer token gets 401 ``AUTHENTICATION_FAILURE`` (the message of
-  the spec's ``error_401``) on every payouts endpoint, before any fault is drawn.
+- A missing, unknown or expired bearer token gets PayPal's OAuth-style 401 ``invalid_token`` on
+  every payouts endpoint, before any fault is drawn.
 - Only ``POST /v1/payments/payouts`` meets faults, and each authenticated create consumes exactly
   one draw, so the fault sequence is a function of the create attempts alone. Latency applies to
   every ``/v1`` request. Faults that "do not create" answer before the body is looked at;
@@ -69,9 +69,12 @@ Decisions where PayPal's spec is silent or where the sandbox must be predictable
   ``total_pages`` appear only with ``total_required=true``; links are ``self``, ``next`` and
   ``previous`` and keep the query. ``fields`` is a comma-separated list of top-level keys to keep
   (batch_header, items, links, total_items, total_pages). Bad query values get 400
-  ``VALIDATION_ERROR`` with ``location`` "query". Unknown ids get 404 ``RESOURCE_NOT_FOUND``.
-- Every error body carries ``name``, ``message``, ``debug_id`` (13 hex characters) and ``links``;
-  item ``errors`` carry a ``debug_id`` too, because the spec's ``error`` schema requires one.
+  ``VALIDATION_ERROR`` with ``location`` "query". Unknown ids get 404 ``INVALID_RESOURCE_ID``.
+- Error bodies are built in ``paypal_dialect``: the spec's envelope (``name``, ``message``,
+  ``debug_id``, ``links``) except where recorded answers differ (401, 404, 429, and the rotating
+  500/503 shapes; ``/_sandbox/dialect`` pins one). The 429 carries no ``Retry-After``, as
+  recorded, so ``retry_after_seconds`` does not apply here. Item ``errors`` carry a
+  ``debug_id``, because the spec's ``error`` schema requires one.
 - HATEOAS links point at this server (``public_base_url`` overrides), so a client can follow them.
 - ``connection_drop`` and the hangs reuse the FBR sandbox's transport helpers (see ``fbr.py``).
 """
@@ -104,6 +107,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from retry_pipelines.sandbox import paypal_dialect as dialect
 from retry_pipelines.sandbox.faults import FaultPlan
 from retry_pipelines.sandbox.fbr import (
     _RAW_SEND,
@@ -111,6 +115,12 @@ from retry_pipelines.sandbox.fbr import (
     _DroppedConnection,
     outage_route,
 )
+from retry_pipelines.sandbox.paypal_dialect import INFORMATION_LINK, PaypalDialect
+from retry_pipelines.sandbox.paypal_dialect import dumps as _dumps
+from retry_pipelines.sandbox.paypal_dialect import error as _error
+from retry_pipelines.sandbox.paypal_dialect import link as _link
+from retry_pipelines.sandbox.paypal_dialect import response as _raw_json
+from retry_pipelines.sandbox.variants import dialect_route
 
 TOKEN_PATH = "/v1/oauth2/token"
 PAYOUTS_PATH = "/v1/payments/payouts"
@@ -141,7 +151,6 @@ SCOPE = (
     "https://uri.paypal.com/payments/payouts "
     "https://uri.paypal.com/services/payments/payouts-item/reverse"
 )
-INFORMATION_LINK = "https://developer.paypal.com/docs/api/payments.payouts-batch/v1/#errors"
 THIRTY_DAYS = 30 * 24 * 3600.0
 MAX_ITEMS = 15000
 MAX_PAGE_SIZE = 1000
@@ -189,10 +198,6 @@ SIMULATED_ERRORS: Mapping[str, tuple[int, str, str]] = MappingProxyType(
 """PayPal's documented test values for ``items[0].note``: code -> (HTTP status, name, message)."""
 
 DUPLICATE_ISSUE = "Batch with given sender_batch_id already exists"
-AUTH_MESSAGE = (
-    "Authentication failed due to missing authorization header, or invalid authentication "
-    "credentials."
-)
 VALIDATION_MESSAGE = "Invalid request - see details"
 NOT_WELL_FORMED = "Request is not well-formed, syntactically incorrect, or violates schema."
 
@@ -218,6 +223,7 @@ class PaypalSandboxConfig:
     """What the token answer reports as ``expires_in``; None: the TTL rounded up."""
     faults: FaultPlan = field(default_factory=FaultPlan)
     retry_after_seconds: int = 1
+    """Accepted for symmetry with the FBR sandbox; PayPal's recorded 429 has no Retry-After."""
     hang_seconds: float = 30.0
     processing_after_seconds: float = 1.0
     final_after_seconds: float = 2.0
@@ -352,6 +358,7 @@ class PaypalSandboxState:
         self.config = config
         self.clock = config.clock
         self.chooser = config.faults.chooser()
+        self.dialect = PaypalDialect(config.faults.seed)
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
         self._clear()
@@ -371,6 +378,7 @@ class PaypalSandboxState:
         with self._lock:
             self._clear()
         self.chooser.reset()
+        self.dialect.reset()
 
     # --- tokens ---
 
@@ -689,7 +697,7 @@ class PaypalSandboxState:
         with self._lock:
             item = self._items.get(item_id)
             if item is None:
-                status, body = _not_found("payout_item_id", item_id)
+                status, body = dialect.not_found()
                 return "not_found", status, json.loads(body)
             batch = self._batches[item.payout_batch_id]
             status = self._item_status(item, batch, self.clock())
@@ -736,6 +744,7 @@ def create_paypal_app(config: PaypalSandboxConfig) -> Starlette:
         Route("/_sandbox/reset", _reset, methods=["POST"]),
         Route("/_sandbox/expire-tokens", _expire_tokens, methods=["POST"]),
         outage_route(_state, PAYPAL_FAULT_KINDS),
+        dialect_route(lambda request: _state(request).dialect.variants),
     ]
     app = _PaypalApp(routes=routes, max_body_size=MAX_BODY_BYTES)
     app.state.paypal = PaypalSandboxState(config)
@@ -833,18 +842,7 @@ class _Exchange:
         return response
 
     def unauthorized(self) -> Response:
-        status, body = _error(
-            401,
-            "AUTHENTICATION_FAILURE",
-            AUTH_MESSAGE,
-            details=[
-                {
-                    "location": "header",
-                    "field": "Authorization",
-                    "issue": _AUTH_ISSUES[self.auth_error or "missing"],
-                }
-            ],
-        )
+        status, body = dialect.invalid_token(self.auth_error or "missing")
         return self.answer("unauthorized", _raw_json(status, body), auth=self.auth_error)
 
     async def hang_then(self, response: Response) -> Response:
@@ -854,13 +852,6 @@ class _Exchange:
         gone = await _client_gone_within(self.request, self.state.config.hang_seconds)
         self.state.update(self.record, status="dropped" if gone else response.status_code)
         return response
-
-
-_AUTH_ISSUES = {
-    "missing": "No bearer access token was provided.",
-    "unknown": "The access token is not known.",
-    "expired": "The access token has expired.",
-}
 
 
 async def _token(request: Request) -> Response:
@@ -898,7 +889,7 @@ async def _token(request: Request) -> Response:
 
 async def _create(request: Request) -> Response:
     exchange = _Exchange(request, PAYOUTS_PATH, draw_fault=True)
-    state, config = exchange.state, exchange.state.config
+    state = exchange.state
     await exchange.delay()
     payload = _parse(await request.body())
     request_id = request.headers.get("paypal-request-id")
@@ -908,20 +899,10 @@ async def _create(request: Request) -> Response:
         return exchange.unauthorized()
 
     fault = exchange.fault
-    if fault == "http_500":
-        status, body = _error(500, "INTERNAL_SERVER_ERROR", "An internal server error occurred.")
-        return exchange.answer("fault", _raw_json(status, body))
-    if fault == "http_503":
-        return exchange.answer(
-            "fault", _raw_json(*_error(503, "SERVICE_UNAVAILABLE", "Service Unavailable."))
-        )
+    if fault in ("http_500", "http_503"):
+        return exchange.answer("fault", _raw_json(*state.dialect.server_error(fault)))
     if fault == "rate_limit":
-        seconds = config.retry_after_seconds
-        status, body = _error(
-            429, "RATE_LIMIT_REACHED", "Too many requests. Blocked due to rate limiting."
-        )
-        response = _raw_json(status, body, headers={"Retry-After": str(seconds)})
-        return exchange.answer("fault", response, retry_after=seconds)
+        return exchange.answer("fault", _raw_json(*dialect.rate_limited()))
     if fault == "insufficient_funds":
         code, name, message = SIMULATED_ERRORS["ERRPYO005"]
         return exchange.answer("fault", _raw_json(*_error(code, name, message)))
@@ -973,7 +954,7 @@ async def _get_batch(request: Request) -> Response:
         return exchange.answer("rejected", _raw_json(status, body))
     body = exchange.state.batch_body(batch_id, _base(request), query)
     if body is None:
-        return exchange.answer("not_found", _raw_json(*_not_found("payout_batch_id", batch_id)))
+        return exchange.answer("not_found", _raw_json(*dialect.not_found()))
     return exchange.answer("read", JSONResponse(body), payout_batch_id=batch_id)
 
 
@@ -985,7 +966,7 @@ async def _get_item(request: Request) -> Response:
     item_id = request.path_params["payout_item_id"]
     body = exchange.state.item_body(item_id, _base(request))
     if body is None:
-        return exchange.answer("not_found", _raw_json(*_not_found("payout_item_id", item_id)))
+        return exchange.answer("not_found", _raw_json(*dialect.not_found()))
     return exchange.answer("read", JSONResponse(body), payout_batch_id=body["payout_batch_id"])
 
 
@@ -1259,14 +1240,6 @@ def _sender_batch_id(payload: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _raw_json(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
 def _name_of(body: bytes) -> str | None:
     try:
         data = json.loads(body)
@@ -1274,40 +1247,6 @@ def _name_of(body: bytes) -> str | None:
         return None
     name = (data.get("name") or data.get("error")) if isinstance(data, dict) else None
     return name if isinstance(name, str) else None
-
-
-def _debug_id() -> str:
-    return secrets.token_hex(7)[:13]
-
-
-def _link(href: str, rel: str, method: str = "GET") -> dict[str, str]:
-    return {"href": href, "rel": rel, "method": method, "encType": "application/json"}
-
-
-def _error(
-    status: int,
-    name: str,
-    message: str,
-    *,
-    details: list[dict[str, Any]] | None = None,
-) -> tuple[int, bytes]:
-    body: dict[str, Any] = {
-        "name": name,
-        "message": message,
-        "debug_id": _debug_id(),
-        "information_link": INFORMATION_LINK,
-    }
-    if details:
-        body["details"] = details
-    body["links"] = [{"href": INFORMATION_LINK, "rel": "information_link", "method": "GET"}]
-    return status, _dumps(body)
-
-
-def _not_found(field_name: str, value: str) -> tuple[int, bytes]:
-    detail = {"field": field_name, "value": value, "location": "path", "issue": "Not found."}
-    return _error(
-        404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", details=[detail]
-    )
 
 
 def _duplicate(original: str, base: str) -> tuple[int, bytes]:
@@ -1362,7 +1301,7 @@ def _item_error(outcome: str) -> dict[str, Any] | None:
     return {
         "name": name,
         "message": message,
-        "debug_id": _debug_id(),
+        "debug_id": dialect.debug_id(),
         "information_link": INFORMATION_LINK,
         "details": [],
         "links": [],

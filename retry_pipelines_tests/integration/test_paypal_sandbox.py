@@ -327,13 +327,16 @@ def test_payouts_endpoints_refuse_a_request_without_an_issued_token(spec, serve,
             lambda: box.client.post("/v1/payments/payouts-item/X/cancel", headers=headers),
         ),
     ]
-    for method, template, call in calls:
+    for _, _, call in calls:
         response = call()
         assert response.status_code == 401
-        body = conforms(spec, response, method, template)
-        assert body["name"] == "AUTHENTICATION_FAILURE"
-        assert body["debug_id"]
-        assert body["links"]
+        # PayPal's recorded 401 on POST /v1/payments/payouts is OAuth-style, not the OpenAPI
+        # file's error_401 (shared/realworld/paypal/09_postman_create_401_invalid_token): the
+        # recorded shape wins, so this body is not checked against the spec.
+        body = response.json()
+        assert set(body) == {"error", "error_description"}
+        assert body["error"] == "invalid_token"
+        assert response.headers["paypal-debug-id"]
 
     records = box.records()
     assert [r["outcome"] for r in records] == ["unauthorized"] * 4
@@ -356,7 +359,7 @@ class ManualClock:
         self.now += seconds
 
 
-def test_an_expired_token_gets_authentication_failure_and_a_new_one_works(spec, serve):
+def test_an_expired_token_gets_invalid_token_and_a_new_one_works(serve):
     clock = ManualClock()
     box = serve(token_ttl_seconds=0.3, clock=clock)
     issued = box.token_response().json()
@@ -368,9 +371,11 @@ def test_an_expired_token_gets_authentication_failure_and_a_new_one_works(spec, 
     clock.advance(0.01)
     response = box.batch("UNKNOWNBATCH1", headers=headers)
     assert response.status_code == 401
-    body = conforms(spec, response, "GET", BATCH_PATH)
-    assert body["name"] == "AUTHENTICATION_FAILURE"
-    assert "expired" in body["details"][0]["issue"]
+    # the recorded OAuth-style 401 (sample paypal/09), not the spec's error_401
+    assert response.json() == {
+        "error": "invalid_token",
+        "error_description": "Token signature verification failed",
+    }
     assert box.records()[-1]["auth"] == "expired"
     refused = box.create(payout(), headers=headers)
     assert refused.status_code == 401
@@ -890,14 +895,15 @@ def test_bad_query_values_get_validation_error(spec, sandbox, params, field):
     assert (error["details"][0]["field"], error["details"][0]["location"]) == (field, "query")
 
 
-def test_unknown_ids_get_resource_not_found(spec, sandbox):
+def test_unknown_ids_get_invalid_resource_id(spec, sandbox):
     for method, template, response in [
         ("GET", BATCH_PATH, sandbox.batch("NOSUCHBATCH01")),
         ("GET", ITEM_PATH, sandbox.item("NOSUCHITEM001")),
         ("POST", CANCEL_PATH, sandbox.cancel("NOSUCHITEM001")),
     ]:
         assert response.status_code == 404
-        assert conforms(spec, response, method, template)["name"] == "RESOURCE_NOT_FOUND"
+        body = conforms(spec, response, method, template)
+        assert (body["name"], body["details"], body["links"]) == ("INVALID_RESOURCE_ID", [], [])
     assert [r["outcome"] for r in sandbox.api_records()] == ["not_found"] * 3
 
 
@@ -917,32 +923,56 @@ def assert_one_create(box, *, fault, status, outcome, created):
 
 
 @pytest.mark.parametrize(
-    ("kind", "status", "name"),
+    ("kind", "variant", "status", "name", "in_spec"),
     [
-        ("http_500", 500, "INTERNAL_SERVER_ERROR"),
-        ("http_503", 503, "SERVICE_UNAVAILABLE"),
-        ("insufficient_funds", 422, "INSUFFICIENT_FUNDS"),
+        ("http_500", "spec_example", 500, "INTERNAL_SERVER_ERROR", True),
+        # recorded without debug_id (sample paypal/13): breaks the spec's error schema
+        ("http_500", "service_error", 500, "INTERNAL_SERVICE_ERROR", False),
+        ("http_503", "service_unavailable", 503, "SERVICE_UNAVAILABLE", True),
+        # recorded without message (sample paypal/12): breaks the spec's error schema
+        ("http_503", "internal_service_error", 503, "INTERNAL_SERVICE_ERROR", False),
+        ("insufficient_funds", None, 422, "INSUFFICIENT_FUNDS", True),
     ],
 )
 def test_error_faults_answer_paypal_error_bodies_and_create_nothing(
-    spec, serve, kind, status, name
+    spec, serve, kind, variant, status, name, in_spec
 ):
     box = serve(**only(kind))
+    if variant is not None:
+        assert box.client.post("/_sandbox/dialect", json={kind: variant}).status_code == 200
     response = box.create(payout())
     assert response.status_code == status
-    error = conforms(spec, response, "POST", PAYOUTS_PATH)
+    error = conforms(spec, response, "POST", PAYOUTS_PATH) if in_spec else response.json()
     assert error["name"] == name
+    assert response.headers["paypal-debug-id"]
     assert_one_create(box, fault=kind, status=status, outcome="fault", created=False)
 
 
-def test_fault_rate_limit_sends_retry_after(spec, serve):
+def test_server_error_shapes_alternate_and_replay_after_reset(serve):
+    box = serve(faults=FaultPlan(faults={"http_500": 1.0}, seed=5))
+
+    def names():
+        return [box.create(payout()).json()["name"] for _ in range(4)]
+
+    first = names()
+    assert sorted(first) == ["INTERNAL_SERVER_ERROR"] * 2 + ["INTERNAL_SERVICE_ERROR"] * 2
+    assert first[0::2] == [first[0]] * 2, "the two shapes take turns"
+    box.client.post("/_sandbox/reset")
+    assert names() == first
+
+
+def test_fault_rate_limit_answers_as_recorded_without_retry_after(spec, serve):
     box = serve(**only("rate_limit", retry_after_seconds=3))
     response = box.create(payout())
     assert response.status_code == 429
-    assert response.headers["retry-after"] == "3"
-    assert conforms(spec, response, "POST", PAYOUTS_PATH)["name"] == "RATE_LIMIT_REACHED"
+    assert "retry-after" not in response.headers
+    # recorded with camelCase debugId (sample paypal/10), which the spec's error schema refuses
+    body = response.json()
+    assert set(body) == {"name", "message", "debugId"}
+    assert body["name"] == "RATE_LIMIT_REACHED"
+    assert response.headers["paypal-debug-id"] == body["debugId"]
     record = assert_one_create(box, fault="rate_limit", status=429, outcome="fault", created=False)
-    assert record["retry_after"] == 3
+    assert record["retry_after"] is None
 
 
 def test_faults_touch_only_the_create(serve):
