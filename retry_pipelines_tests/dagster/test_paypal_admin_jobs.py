@@ -4,16 +4,18 @@ the op's output metadata, and an audit row carrying the run id."""
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 from sqlalchemy import select, update
 
 from retry_pipelines.defs.paypal.admin import (
     manual_retry_payout_batch,
     override_payout_batch_status,
+    repay_payout_batch,
 )
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import retry_payout_batches
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.paypal import CLIENT_ID, CLIENT_SECRET, running_paypal
 
@@ -161,3 +163,41 @@ def test_override_job_reports_and_audits_and_refuses_a_forbidden_move(sqlite_url
         _batch(sqlite_engine, batch_id)["status_reason"]
         == "override by finance-ali: voided (case 8842)"
     )
+
+
+def test_repay_job_records_an_audited_new_batch_and_refuses_a_live_one(sqlite_url, sqlite_engine):
+    now = datetime.now(UTC)
+    batch_id = record_batch(sqlite_engine, cycle_id="c-1", items=ITEMS, now=now).id
+    resources = {"db": DatabaseResource(url=sqlite_url)}
+    base = {"batch_id": batch_id, "admin_id": "finance-ali", "reason": "bank returned inv-2"}
+    refused = repay_payout_batch.execute_in_process(
+        run_config=_config("repay_one_payout_batch", **base),
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert (
+        "is pending: only a completed batch is re-paid"
+        in failure.step_failure_data.error.cause.message
+    )
+
+    with sqlite_engine.begin() as conn:
+        conn.execute(update(tables.payout_batches).values(status="completed"))
+    result = repay_payout_batch.execute_in_process(
+        run_config=_config("repay_one_payout_batch", sender_item_ids=["inv-2"], **base),
+        resources=resources,
+    )
+    new_id = result.output_for_node("repay_one_payout_batch")
+    new = _batch(sqlite_engine, new_id)
+    assert (new["status"], new["repay_of"], new["total_value"]) == ("pending", batch_id, "7.25")
+    assert "items: queued 1" in _report(result, "repay_one_payout_batch")
+    [audit] = _audit(sqlite_engine)
+    assert (audit["action"], audit["entity_id"], audit["run_id"]) == (
+        "repay",
+        str(batch_id),
+        result.run_id,
+    )
+    assert audit["details"]["new_batch_id"] == new_id
+    with pytest.raises(PayoutRejected, match="'inv-2' is already in batch"):
+        record_batch(sqlite_engine, cycle_id="c-1", items=ITEMS[1:], now=now + timedelta(days=1))

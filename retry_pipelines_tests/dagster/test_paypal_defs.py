@@ -30,6 +30,7 @@ def test_paypal_names_crons_pool_and_tags():
         "reconcile_payout_batches",
         "manual_retry_payout_batch",
         "override_payout_batch_status",
+        "repay_payout_batch",
     ):
         assert loaded.resolve_job_def(name).name == name
     assert "retry_pipelines/gateway" not in loaded.resolve_job_def("manual_retry_payout_batch").tags
