@@ -103,6 +103,12 @@ def repay_batch(
                 f"payout batch {batch_id} is {row['status']}: only a completed batch is re-paid "
                 "(retry a dead one with manual_retry_payout_batch; reconcile a held one first)"
             )
+        pending = payout_store.open_repay(conn, batch_id)
+        if pending is not None:  # e.g. the same re-pay launched twice
+            raise AdminError(
+                f"payout batch {batch_id} is already being re-paid by batch {pending[0]} "
+                f"({pending[1]}); wait until it completes, or cancel it, before another re-pay"
+            )
         items = _repay_items(payout_store.batch_items(conn, batch_id), sender_item_ids, batch_id)
         try:
             payouts.validate(row["cycle_id"], items)

@@ -128,6 +128,18 @@ def batch_items(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def open_repay(conn: Connection, batch_id: int) -> tuple[int, str] | None:
+    """A re-pay of this batch that PayPal has not finished yet (id, status), if any."""
+    b = payout_batches
+    row = conn.execute(
+        select(b.c.id, b.c.status)
+        .where(b.c.repay_of == batch_id, b.c.status.not_in((*RELEASED, "completed")))
+        .order_by(b.c.id)
+        .limit(1)
+    ).first()
+    return (row.id, row.status) if row else None
+
+
 def release(conn: Connection, batch_id: int) -> None:
     """Give up the identity of a batch that was canceled or denied (same transaction)."""
     for table, key in ((payout_batches, "id"), (payout_items, "batch_id")):

@@ -121,6 +121,8 @@ def test_repay_records_a_new_audited_batch_and_nothing_else_gets_through(engine)
     assert audit["details"]["new_batch_id"] == repaid.id
     assert audit["details"]["items"] == 1
 
+    with pytest.raises(AdminError, match=f"already being re-paid by batch {repaid.id} .pending"):
+        payout_admin.repay_batch(engine, ADMIN, batch_id=first.id, now=NOW + timedelta(days=3))
     # The re-paid payee is held again; a plain recording of it is still refused.
     with pytest.raises(PayoutRejected, match="'inv-2' is already in batch"):
         record_batch(engine, cycle_id="c1", items=[ITEMS[2]], now=NOW + timedelta(days=4))
@@ -131,6 +133,7 @@ def test_repay_records_a_new_audited_batch_and_nothing_else_gets_through(engine)
             select(b.c.identity_generation).where(b.c.id == twice.id)
         ).scalar_one()
     assert generation == 2  # inv-2 was at generation 1 already
+    _set_status(engine, twice.id, "completed")
     with pytest.raises(AdminError, match="has no item 'nope'"):
         payout_admin.repay_batch(
             engine, ADMIN, batch_id=first.id, now=NOW, sender_item_ids=["nope"]
