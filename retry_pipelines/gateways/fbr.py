@@ -10,6 +10,9 @@ A 401 is answered once by re-reading the token and retrying (the gateway refused
 the retry cannot duplicate an invoice); a second 401 is returned as TOKEN_EXPIRED for the engine
 to pause the gateway. Each of those two sends has its own deadline, so one call lasts at most two
 deadlines, plus any wait for the client-side rate limit (which sends nothing and is not counted).
+A 403 is not re-sent: WSO2's 900908 "Resource forbidden" means the token belongs to another API
+or environment (check FBR_API_TOKEN and FBR_API_BASE_URL), which re-sending cannot change; it is
+TOKEN_EXPIRED too, so the engine pauses the gateway without spending the invoice's budget.
 """
 
 from __future__ import annotations
