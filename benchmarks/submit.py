@@ -38,7 +38,7 @@ from benchmarks.common import Stopwatch, print_table, write_results
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.fbr.retry import retry_failed_invoices
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store import migrate, tables
 from retry_pipelines.store.db import make_engine

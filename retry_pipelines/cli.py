@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import decimal
-import os
 import sys
 import traceback
 from datetime import UTC, datetime
 
-from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine, redacted
+from retry_pipelines.config import DATABASE_URL_ENV, database_url
+from retry_pipelines.store.db import make_engine, redacted
 
 MAX_ID = 2**63 - 1
 """The largest id a BIGINT column holds (SQLite and PostgreSQL alike)."""
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _engine(args):
-    return make_engine(args.database_url)
+    return make_engine(database_url(args.database_url))
 
 
 def _row_id(value: str) -> int:
@@ -101,7 +101,7 @@ def cmd_status(args) -> int:
         )
         return 2
     if getattr(args, "kind", None) == "payout":
-        from retry_pipelines.engine.payout_admin import batch_report
+        from retry_pipelines.engine.paypal.admin import batch_report
 
         if args.batch_id is None:
             print("usage: retry-pipelines status payout BATCH_ID", file=sys.stderr)
@@ -114,7 +114,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_seed(args) -> int:
-    from retry_pipelines.engine.seed import seed_invoices
+    from retry_pipelines.engine.fbr.seed import seed_invoices
 
     engine = _engine(args)
     summary = seed_invoices(
@@ -131,7 +131,7 @@ def cmd_seed(args) -> int:
 def cmd_enqueue(args) -> int:
     """Queue invoices from a JSON file: a list of ``{"reference": ..., "payload": {...}}``."""
     from retry_pipelines.domain.json_limits import JsonFileError, read_json_file
-    from retry_pipelines.engine.intake import enqueue_invoices
+    from retry_pipelines.engine.fbr.intake import enqueue_invoices
 
     try:
         entries = read_json_file(args.file)  # bounded: size, nesting, regular files only
@@ -169,7 +169,7 @@ def cmd_sandbox(args) -> int:
 def cmd_demo(args) -> int:
     from retry_pipelines.demo import run_demo
 
-    return run_demo(args.database_url or os.environ.get(DATABASE_URL_ENV), count=args.count)
+    return run_demo(database_url(args.database_url), count=args.count)
 
 
 def build_parser() -> argparse.ArgumentParser:

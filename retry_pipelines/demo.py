@@ -26,9 +26,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
 from retry_pipelines.engine.paypal import NON_FINAL_ITEMS
-from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import migrate
 from retry_pipelines.store.db import make_engine, redacted
 from retry_pipelines.store.tables import invoices, payout_batches, payout_items

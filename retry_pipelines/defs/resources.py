@@ -3,11 +3,14 @@
 import os
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
+from retry_pipelines import config
+from retry_pipelines.config import DATABASE_URL_ENV
 from retry_pipelines.domain import deployment
-from retry_pipelines.store.db import DATABASE_URL_ENV, make_engine
+from retry_pipelines.engine.actor import ADMIN_ALLOWLIST_ENV, Actor, parse_allowlist
+from retry_pipelines.store.db import make_engine
 
 
 def check_gateway_settings(url_name: str, url: str | None, secrets: dict[str, str | None]) -> None:
@@ -21,17 +24,37 @@ def check_gateway_settings(url_name: str, url: str | None, secrets: dict[str, st
 
 
 class DatabaseResource(dg.ConfigurableResource):
-    """The application database (PostgreSQL in production, SQLite by default).
+    """The application database (PostgreSQL in production, SQLite by default), and who may act on
+    it through the admin jobs.
 
     Leave ``url`` empty to read ``RETRY_PIPELINES_DATABASE_URL`` when a run starts (so a password
-    in it never appears in run config), falling back to the embedded SQLite file.
+    in it never appears in run config), falling back to the embedded SQLite file. Leave
+    ``admin_ids`` empty to read ``RETRY_PIPELINES_ADMIN_IDS`` each time an admin op names its
+    actor; the engine's admin actions are handed the ``Actor`` this resource checked.
     """
 
     url: str | None = None
+    admin_ids: str | None = Field(
+        default=None,
+        description=f"Comma-separated admin ids allowed to act (empty: ${ADMIN_ALLOWLIST_ENV}; "
+        "unset there too: any admin id).",
+    )
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._engine = make_engine(self.url)
+        self._engine = make_engine(config.database_url(self.url))
+
+    def allowed_admins(self) -> frozenset[str] | None:
+        """The admin ids allowed to act, or None (any id); ``AdminError`` when the setting is
+        there but names no id. Read when an actor is made, so a run sees the deployment's
+        current setting."""
+        if self.admin_ids is not None:
+            return parse_allowlist(self.admin_ids)
+        return config.admin_allowlist()
+
+    def actor(self, admin_id: str, reason: str, run_id: str | None = None) -> Actor:
+        """Who acts and why, checked against ``allowed_admins`` (``AdminError`` if refused)."""
+        return Actor(admin_id, reason, run_id, allowed=self.allowed_admins())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
@@ -40,7 +63,7 @@ class DatabaseResource(dg.ConfigurableResource):
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.url)
+            self._engine = make_engine(config.database_url(self.url))
         return self._engine
 
 

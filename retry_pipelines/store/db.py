@@ -6,18 +6,10 @@ write lock up front, so two processes never both read and then fail to upgrade t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-
-DATABASE_URL_ENV = "RETRY_PIPELINES_DATABASE_URL"
-DEFAULT_SQLITE_PATH = Path(".retry_pipelines") / "retry_pipelines.db"
-
-
-def default_database_url() -> str:
-    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
 
 
 def normalize_url(url: str) -> str:
@@ -36,8 +28,11 @@ def normalize_url(url: str) -> str:
     )
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
-    url = normalize_url(url or default_database_url())
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url``; which URL to use is the caller's setting (``config.database_url``)."""
+    if not url:
+        raise ValueError("no database URL given")
+    url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
@@ -67,10 +62,6 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def redacted(engine_or_url: Engine | str) -> str:

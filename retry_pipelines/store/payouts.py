@@ -1,5 +1,5 @@
-"""Payout batches at rest: recording a batch with its items, and the identity that keeps one payee
-from being paid twice.
+"""Payout batches at rest: recording a batch with its items, the identity that keeps one payee
+from being paid twice, and the reads and conditional moves of reconciliation and admin actions.
 
 A batch holds its identity, (cycle, checksum) and (cycle, sender_item_id) for each item, from the
 moment it is recorded, whatever its status, until it is canceled or denied: PayPal deduplicates on
@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, RowMapping, func, insert, or_, select, update
 
-from retry_pipelines.store.tables import payout_batches, payout_identity_conflicts, payout_items
+from retry_pipelines.domain.errors import Delivery
+from retry_pipelines.store.clean import clean_row
+from retry_pipelines.store.tables import (
+    payout_attempts,
+    payout_batches,
+    payout_identity_conflicts,
+    payout_items,
+)
 
 RELEASED = frozenset({"canceled", "denied"})
 """Statuses that give the identity up. Both are terminal: nothing brings such a batch back."""
@@ -181,3 +188,115 @@ def conflicts(engine: Engine, *, limit: int = 100) -> list[Conflict]:
     )
     with engine.connect() as conn:
         return [Conflict(*row) for row in conn.execute(query)]
+
+
+def item_rows(conn: Connection, batch_id: int) -> list[RowMapping]:
+    """Every column of the batch's items, in recording order."""
+    t = payout_items
+    query = select(t).where(t.c.batch_id == batch_id).order_by(t.c.id)
+    return list(conn.execute(query).mappings().all())
+
+
+def may_exist_on_paypal(conn: Connection, batch_id: int) -> bool:
+    """Whether an attempt of the batch was ambiguous or succeeded (PayPal may hold it)."""
+    a = payout_attempts
+    may_exist = or_(a.c.delivery == Delivery.AMBIGUOUS.value, a.c.outcome == "success")
+    found = conn.execute(select(a.c.id).where(a.c.batch_id == batch_id, may_exist).limit(1))
+    return found.first() is not None
+
+
+def batch_row(conn: Connection, batch_id: int, *, lock: bool = False) -> RowMapping | None:
+    """The batch's row; ``lock`` takes it ``FOR UPDATE`` (SQLite holds the write lock already)."""
+    query = select(payout_batches).where(payout_batches.c.id == batch_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def move_batch(conn: Connection, batch_id: int, status: str, values: dict[str, Any]) -> bool:
+    """Set ``values`` if the batch is still ``status``; whether it was."""
+    b = payout_batches
+    moved = conn.execute(
+        update(b).where(b.c.id == batch_id, b.c.status == status).values(values)
+    ).rowcount
+    return moved == 1
+
+
+def items_by_status(conn: Connection, batch_id: int) -> dict[str, int]:
+    i = payout_items
+    query = select(i.c.status, func.count()).where(i.c.batch_id == batch_id).group_by(i.c.status)
+    return dict(conn.execute(query).all())
+
+
+def attempt_rows(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
+    a = payout_attempts
+    query = select(a).where(a.c.batch_id == batch_id).order_by(a.c.attempt_number)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def submitted_batches(engine: Engine, *, limit: int) -> list[tuple[int, str]]:
+    """(id, PayPal batch id) of batches PayPal accepted and has not finished, least recently
+    updated first."""
+    b = payout_batches
+    query = (
+        select(b.c.id, b.c.paypal_batch_id)
+        .where(b.c.status == "submitted", b.c.paypal_batch_id.is_not(None))
+        .order_by(b.c.updated_at)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query).all()]
+
+
+def open_items(
+    engine: Engine, statuses: Sequence[str], *, horizon: datetime, limit: int
+) -> tuple[list[Row], int]:
+    """Items in ``statuses`` of completed batches: those known to PayPal whose batch completed
+    after ``horizon`` (least recently updated first, at most ``limit``), and how many there are
+    whose batch completed at or before it."""
+    b, t = payout_batches, payout_items
+    base = (
+        select(t.c.batch_id, t.c.sender_item_id, t.c.status, t.c.payout_item_id)
+        .join(b, b.c.id == t.c.batch_id)
+        .where(b.c.status == "completed", t.c.status.in_(statuses))
+    )
+    with engine.connect() as conn:
+        due = conn.execute(
+            base.where(b.c.completed_at > horizon, t.c.payout_item_id.is_not(None))
+            .order_by(t.c.updated_at)
+            .limit(limit)
+        ).all()
+        past = conn.execute(
+            select(func.count()).select_from(base.where(b.c.completed_at <= horizon).subquery())
+        ).scalar_one()
+    return list(due), past
+
+
+def item_statuses(conn: Connection, batch_id: int) -> dict[str, str]:
+    """sender_item_id -> status of the batch's items."""
+    t = payout_items
+    query = select(t.c.sender_item_id, t.c.status).where(t.c.batch_id == batch_id)
+    return dict(conn.execute(query).all())
+
+
+def move_item(
+    conn: Connection, batch_id: int, sender_item_id: Any, old: str, values: dict[str, Any]
+) -> bool:
+    """Set ``values`` (texts cleaned for their columns) if the item is still ``old``."""
+    t = payout_items
+    moved = conn.execute(
+        update(t)
+        .where(t.c.batch_id == batch_id, t.c.sender_item_id == sender_item_id, t.c.status == old)
+        .values(clean_row(t, values))
+    ).rowcount
+    return moved == 1
+
+
+def touch_item(conn: Connection, batch_id: int, sender_item_id: str, now: datetime) -> None:
+    """Polled, unchanged: the item goes to the back of the polling queue."""
+    t = payout_items
+    conn.execute(
+        update(t)
+        .where(t.c.batch_id == batch_id, t.c.sender_item_id == sender_item_id)
+        .values(updated_at=now)
+    )

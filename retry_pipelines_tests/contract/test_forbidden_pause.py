@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from retry_pipelines.engine.fbr import retry_invoices
 from retry_pipelines.engine.pipeline import RunOptions
-from retry_pipelines.store import gateways, tables
+from retry_pipelines.store import pauses as gateways
+from retry_pipelines.store import tables
 from retry_pipelines_tests.support.factories import insert_invoices
 from retry_pipelines_tests.support.fbr import FAST, TOKEN, make_client
 from retry_pipelines_tests.support.scripted import Answer, scripted_gateway

@@ -14,7 +14,7 @@ import pytest
 
 from retry_pipelines.domain.errors import Failure
 from retry_pipelines.domain.json_limits import parse_json
-from retry_pipelines.engine.intake import enqueue_invoices
+from retry_pipelines.engine.fbr.intake import enqueue_invoices
 from retry_pipelines.gateways.fbr import POST_PATH, VALIDATE_PATH
 from retry_pipelines.gateways.fbr_parse import Accepted, classify
 from retry_pipelines_tests.contract.expect import assert_expected, assert_recordable

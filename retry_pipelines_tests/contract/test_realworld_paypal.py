@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from retry_pipelines.domain.errors import Failure
-from retry_pipelines.engine.paypal import _error_note, _shape
+from retry_pipelines.engine.paypal.reconcile import _error_note, _shape
 from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused, parse_token
 from retry_pipelines.gateways.paypal import PAYOUTS_PATH, PaypalClient, PaypalSettings
 from retry_pipelines.gateways.paypal_parse import Created, classify_create

@@ -13,7 +13,7 @@ from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.fbr.retry import retry_failed_invoices
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.demo import execute_job
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.factories import insert_invoices
@@ -93,7 +93,7 @@ def test_missing_token_fails_with_a_clear_error(sqlite_url, tmp_path, monkeypatc
 def test_a_run_whose_submit_step_fails_fails_naming_it_with_its_summary(sqlite_url, monkeypatch):
     """Any error inside the pipeline fails the step (never RUN_SUCCESS with items stranded); the
     failure names it and carries the run's summary."""
-    from retry_pipelines.engine import fbr as engine_fbr
+    from retry_pipelines.engine.fbr import retry as engine_fbr
 
     def broken(client):
         async def submit(row):

@@ -15,7 +15,7 @@ from retry_pipelines.defs.paypal.admin import (
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import retry_payout_batches
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.paypal import CLIENT_ID, CLIENT_SECRET, running_paypal
 

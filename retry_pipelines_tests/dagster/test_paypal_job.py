@@ -14,7 +14,7 @@ from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import reconcile_payout_batches, retry_payout_batches
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.demo import execute_job
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.paypal import CLIENT_ID, CLIENT_SECRET, running_paypal

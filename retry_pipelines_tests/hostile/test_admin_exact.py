@@ -17,9 +17,10 @@ from retry_pipelines.defs.fbr.admin import requeue_dead_invoices, resolve_held_i
 from retry_pipelines.defs.paypal.admin import override_payout_batch_status
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.domain.fbr_reference import fbr_number_problem
-from retry_pipelines.engine import admin, payout_admin
-from retry_pipelines.engine.admin import ADMIN_ALLOWLIST_ENV, Actor, AdminError
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.actor import ADMIN_ALLOWLIST_ENV, Actor, AdminError
+from retry_pipelines.engine.fbr import admin
+from retry_pipelines.engine.paypal import admin as payout_admin
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.factories import insert_invoices

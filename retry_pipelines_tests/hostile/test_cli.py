@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import inspect
 
-from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import migrate
 from retry_pipelines.store.db import make_engine
 

@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, String, Text, select
 from sqlalchemy.engine import make_url
 
 from retry_pipelines.domain import deployment
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.hostile.test_secrets_by_value import forms as plain_forms

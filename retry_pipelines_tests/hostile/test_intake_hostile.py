@@ -23,8 +23,8 @@ from retry_pipelines.domain.json_limits import (
     parse_json,
     read_json_file,
 )
-from retry_pipelines.engine.intake import enqueue_invoices
-from retry_pipelines.engine.seed import invoice_payload
+from retry_pipelines.engine.fbr.intake import enqueue_invoices
+from retry_pipelines.engine.fbr.seed import invoice_payload
 from retry_pipelines.store import tables
 
 REALWORLD = Path(__file__).resolve().parents[3] / "shared/realworld/fbr"

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from retry_pipelines.domain.scrub import MAX_MESSAGE_LENGTH
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.paypal import ERROR_NOTE_LIMIT, reconcile
+from retry_pipelines.engine.paypal.reconcile import ERROR_NOTE_LIMIT, reconcile
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.gateways.paypal import PAYOUTS_PATH, PaypalClient, PaypalSettings
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.hostile_server import Answer, HostileServer

@@ -5,13 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from retry_pipelines.engine.admin import (
-    Actor,
-    AdminError,
-    requeue_dead_invoices,
-    resolve_held_invoice,
-)
-from retry_pipelines.store import gateways, tables
+from retry_pipelines.engine.actor import Actor, AdminError
+from retry_pipelines.engine.fbr import requeue_dead_invoices, resolve_held_invoice
+from retry_pipelines.store import pauses, tables
 from retry_pipelines_tests.support.factories import insert_invoices
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -123,14 +119,14 @@ def test_resolve_refusals_change_nothing(engine, status, action, number, message
 
 def test_gateway_pause_is_shared_and_only_extended(engine):
     until = NOW + timedelta(minutes=5)
-    assert gateways.current_pause(engine, "fbr", now=NOW) is None
-    gateways.pause(engine, "fbr", until=until, reason="throttled", now=NOW)
-    gateways.pause(engine, "fbr", until=NOW + timedelta(minutes=1), reason="shorter", now=NOW)
-    pause = gateways.current_pause(engine, "fbr", now=NOW)
+    assert pauses.current_pause(engine, "fbr", now=NOW) is None
+    pauses.pause(engine, "fbr", until=until, reason="throttled", now=NOW)
+    pauses.pause(engine, "fbr", until=NOW + timedelta(minutes=1), reason="shorter", now=NOW)
+    pause = pauses.current_pause(engine, "fbr", now=NOW)
     assert (pause.until, pause.reason) == (until, "throttled")
-    assert gateways.current_pause(engine, "paypal", now=NOW) is None
-    assert gateways.current_pause(engine, "fbr", now=until) is None
-    gateways.pause(engine, "fbr", until=until + timedelta(minutes=1), reason="token", now=NOW)
-    assert gateways.current_pause(engine, "fbr", now=NOW).reason == "token"
-    gateways.resume(engine, "fbr", now=NOW)
-    assert gateways.current_pause(engine, "fbr", now=NOW) is None
+    assert pauses.current_pause(engine, "paypal", now=NOW) is None
+    assert pauses.current_pause(engine, "fbr", now=until) is None
+    pauses.pause(engine, "fbr", until=until + timedelta(minutes=1), reason="token", now=NOW)
+    assert pauses.current_pause(engine, "fbr", now=NOW).reason == "token"
+    pauses.resume(engine, "fbr", now=NOW)
+    assert pauses.current_pause(engine, "fbr", now=NOW) is None

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, exists, select, update
 
 from retry_pipelines.domain.breaker import BreakerConfig, BreakerState
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.sandbox.fbr import fingerprint
 from retry_pipelines.store import breakers, tables
 from retry_pipelines.store.queues import INVOICES, PAYOUTS

@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from retry_pipelines.domain.breaker import BreakerConfig, BreakerState
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import breakers, tables
 from retry_pipelines.store.queues import INVOICES
 from retry_pipelines_tests.support.fbr import FAST, run_retries, running_sandbox

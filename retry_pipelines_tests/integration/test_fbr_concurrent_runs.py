@@ -5,7 +5,7 @@ from collections import Counter
 
 from sqlalchemy import case, func, select
 
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.fbr import running_sandbox

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from retry_pipelines.engine.seed import seed_invoices
-from retry_pipelines.store import gateways, tables
+from retry_pipelines.engine.fbr.seed import seed_invoices
+from retry_pipelines.store import pauses, tables
 from retry_pipelines_tests.support.fbr import run_retries, running_sandbox
 
 
@@ -61,7 +61,7 @@ def test_each_fault_ends_in_its_documented_state(
         assert summary.held == 1
     if fault in ("rate_limit", "fault_401"):
         assert after["counted_attempts"] == before["counted_attempts"], "gateway's fault, not its"
-        assert gateways.current_pause(engine, "fbr", now=datetime(2000, 1, 1, tzinfo=UTC))
+        assert pauses.current_pause(engine, "fbr", now=datetime(2000, 1, 1, tzinfo=UTC))
     if fault == "fault_401":
         assert stats["requests"] == 2, "one token reload, one retry, then stop"
         assert "credentials refused" in summary.alerts[0]

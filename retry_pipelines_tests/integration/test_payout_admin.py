@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from retry_pipelines.engine.admin import Actor, AdminError
-from retry_pipelines.engine.payout_admin import batch_report, manual_retry, override_status
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.actor import Actor, AdminError
+from retry_pipelines.engine.paypal.admin import batch_report, manual_retry, override_status
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.gateways.paypal import PaypalClient, PaypalSettings
 from retry_pipelines.store import locks, tables
 

@@ -10,10 +10,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from retry_pipelines import cli
-from retry_pipelines.engine import payout_admin
-from retry_pipelines.engine.admin import Actor, AdminError
-from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
-from retry_pipelines.engine.paypal import _apply
+from retry_pipelines.engine.actor import Actor, AdminError
+from retry_pipelines.engine.paypal import admin as payout_admin
+from retry_pipelines.engine.paypal.reconcile import _apply
+from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import migrate, tables
 from retry_pipelines.store.payouts import conflicts
 from retry_pipelines_tests.support.workers import record_payees

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import locks, tables
 from retry_pipelines_tests.support.workers import record_same_batch
 

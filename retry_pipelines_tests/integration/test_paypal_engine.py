@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.paypal import create_body, load_items
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
+from retry_pipelines.engine.paypal.retry import create_body, load_items
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support import openapi
 from retry_pipelines_tests.support.paypal import reconcile, running_paypal, submit
@@ -94,8 +94,8 @@ def test_lost_response_is_retried_with_the_same_ids_and_the_batch_adopted(engine
 def test_retries_run_out_after_a_lost_response_hold_the_batch_and_a_manual_retry_adopts_it(engine):
     import asyncio
 
-    from retry_pipelines.engine.admin import Actor
-    from retry_pipelines.engine.payout_admin import manual_retry
+    from retry_pipelines.engine.actor import Actor
+    from retry_pipelines.engine.paypal.admin import manual_retry
     from retry_pipelines_tests.support.paypal import FAST, make_client
 
     once = FAST.with_overrides(max_retries=0)
@@ -192,7 +192,7 @@ def test_items_still_open_past_the_window_are_no_longer_polled(engine):
 def test_an_earlier_success_or_ambiguous_attempt_means_paypal_may_have_the_batch(engine):
     from sqlalchemy import insert
 
-    from retry_pipelines.engine.paypal import _items_and_history
+    from retry_pipelines.engine.paypal.retry import _items_and_history
     from retry_pipelines_tests.support.factories import insert_batches
 
     now = datetime.now(UTC)

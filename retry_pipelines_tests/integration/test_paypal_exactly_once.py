@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.paypal import running_paypal

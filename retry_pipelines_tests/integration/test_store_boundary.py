@@ -15,21 +15,17 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from retry_pipelines.domain.errors import Delivery, ErrorType, Failure
 from retry_pipelines.domain.scrub import MAX_MESSAGE_LENGTH, REDACTED
-from retry_pipelines.engine import writer as writer_module
-from retry_pipelines.engine.admin import (
-    Actor,
-    AdminError,
-    requeue_dead_invoices,
-    resolve_held_invoice,
-)
-from retry_pipelines.engine.intake import enqueue_invoices
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.paypal import reconcile
-from retry_pipelines.engine.seed import invoice_payload
-from retry_pipelines.engine.writer import AttemptWriter
+from retry_pipelines.engine.actor import Actor, AdminError
+from retry_pipelines.engine.fbr import requeue_dead_invoices, resolve_held_invoice
+from retry_pipelines.engine.fbr.intake import enqueue_invoices
+from retry_pipelines.engine.fbr.seed import invoice_payload
+from retry_pipelines.engine.paypal.reconcile import reconcile
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
+from retry_pipelines.engine.pipeline import writer as writer_module
+from retry_pipelines.engine.pipeline.writer import AttemptWriter
 from retry_pipelines.reports.errors import COLUMNS, error_distribution
 from retry_pipelines.reports.storage import ERRORS_REPORT, read_report, write_report
-from retry_pipelines.store import claims, gateways, locks, tables
+from retry_pipelines.store import claims, locks, pauses, tables
 from retry_pipelines.store.attempts import record_many, record_outcome, start_attempt
 from retry_pipelines.store.clean import TEXT_LIMIT, UnstorableIdentifier
 from retry_pipelines.store.queues import INVOICES
@@ -361,8 +357,8 @@ def test_an_unreachable_database_fails_the_group_without_row_by_row_retries(engi
 def test_pause_reasons_are_clean_bounded_and_free_of_secrets(engine):
     reason = f"429 from FBR: key={SECRET} \x00" + "r" * 10_000
     until = NOW + timedelta(minutes=5)
-    gateways.pause(engine, "fbr", until=until, reason=reason, now=NOW, secrets=(SECRET,))
-    pause = gateways.current_pause(engine, "fbr", now=NOW)
+    pauses.pause(engine, "fbr", until=until, reason=reason, now=NOW, secrets=(SECRET,))
+    pause = pauses.current_pause(engine, "fbr", now=NOW)
     assert pause.until == until
     _assert_clean(pause.reason, TEXT_LIMIT)
     assert pause.reason.startswith(f"429 from FBR: key={REDACTED} r")

@@ -15,8 +15,8 @@ from retry_pipelines.defs.paypal.admin import (
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.reports.retention import prune_attempt_history
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.admin import ADMIN_ALLOWLIST_ENV, Actor, AdminError
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.actor import ADMIN_ALLOWLIST_ENV, Actor, AdminError, parse_allowlist
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.factories import insert_invoices
 
@@ -126,12 +126,36 @@ def test_ids_outside_the_allowlist_are_refused_by_every_admin_job(
     ],
 )
 def test_allowlist_parsing(monkeypatch, allowlist, admin_id, refusal):
+    """The resource reads the variable when an admin op names its actor; the engine only checks
+    the ids it is handed."""
     if allowlist is None:
         monkeypatch.delenv(ADMIN_ALLOWLIST_ENV, raising=False)
     else:
         monkeypatch.setenv(ADMIN_ALLOWLIST_ENV, allowlist)
+    db = DatabaseResource(url="sqlite://")
     if refusal is None:
-        Actor(admin_id, REASON)
+        db.actor(admin_id, REASON)
     else:
         with pytest.raises(AdminError, match=refusal):
-            Actor(admin_id, REASON)
+            db.actor(admin_id, REASON)
+
+
+@pytest.mark.parametrize(
+    ("admin_ids", "admin_id", "refusal"),
+    [("a,b", "b", None), ("a,b", "c", "not allowed"), ("", "a", "names no admin id")],
+)
+def test_the_resource_setting_wins_over_the_environment(monkeypatch, admin_ids, admin_id, refusal):
+    monkeypatch.setenv(ADMIN_ALLOWLIST_ENV, "someone-else")
+    db = DatabaseResource(url="sqlite://", admin_ids=admin_ids)
+    if refusal is None:
+        assert db.actor(admin_id, REASON).admin_id == admin_id
+    else:
+        with pytest.raises(AdminError, match=refusal):
+            db.actor(admin_id, REASON)
+
+
+def test_the_engine_checks_only_the_allowlist_it_is_handed(monkeypatch):
+    monkeypatch.setenv(ADMIN_ALLOWLIST_ENV, "nobody")
+    assert Actor("anyone", REASON).allowed is None  # the environment is not the engine's
+    with pytest.raises(AdminError, match="not allowed"):
+        Actor("anyone", REASON, allowed=parse_allowlist("ops-amna"))

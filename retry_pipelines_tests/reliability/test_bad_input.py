@@ -22,8 +22,8 @@ from retry_pipelines.defs.fbr.retry import retry_failed_invoices
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.domain import deployment
 from retry_pipelines.domain.invoice_payload import InvalidInvoice, validate_invoice_payload
-from retry_pipelines.engine.intake import enqueue_invoices
-from retry_pipelines.engine.seed import invoice_payload, seed_invoices
+from retry_pipelines.engine.fbr.intake import enqueue_invoices
+from retry_pipelines.engine.fbr.seed import invoice_payload, seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import normalize_url
 
@@ -303,7 +303,7 @@ def test_a_production_paypal_run_with_a_default_secret_fails_before_claiming(
 
     from retry_pipelines.defs.paypal.resources import PaypalResource
     from retry_pipelines.defs.paypal.retry import retry_payout_batches
-    from retry_pipelines.engine.payouts import PayoutItem, record_batch
+    from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 
     monkeypatch.setenv(deployment.MODE_ENV, "production")
     items = [PayoutItem("p@example.com", "5.00", "USD", "p1")]

@@ -31,8 +31,8 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.sandbox.fbr import fingerprint
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store import claims, migrate

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine

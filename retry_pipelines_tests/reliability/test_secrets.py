@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.crash import dagster_env, run_to_completion

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
-from retry_pipelines.engine.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store.db import make_engine
 from retry_pipelines.store.queues import INVOICES, PAYOUTS, WorkQueue

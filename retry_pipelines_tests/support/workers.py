@@ -102,7 +102,7 @@ def retry_until_settled(db_url: str, sandbox_url: str, seconds: float, barrier, 
 
 def record_same_batch(db_url: str, barrier, out: str) -> None:
     """Try to record one fixed batch; write 'recorded' or the refusal."""
-    from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+    from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 
     engine = make_engine(db_url)
     items = [PayoutItem(f"r{i}@example.com", "10.00", "USD", f"item-{i}") for i in range(5)]
@@ -119,7 +119,7 @@ def record_payees(
     db_url: str, barrier, out: str, sender_item_ids: list[str], days_later: float = 0.0
 ) -> None:
     """Record a batch paying these payee lines, ``days_later`` after now; write the outcome."""
-    from retry_pipelines.engine.payouts import PayoutItem, PayoutRejected, record_batch
+    from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 
     engine = make_engine(db_url)
     items = [PayoutItem(f"{i}@example.com", "10.00", "USD", i) for i in sender_item_ids]
@@ -175,8 +175,8 @@ def manual_retry_once(
     import asyncio
     import json
 
-    from retry_pipelines.engine.admin import Actor, AdminError
-    from retry_pipelines.engine.payout_admin import manual_retry
+    from retry_pipelines.engine.actor import Actor, AdminError
+    from retry_pipelines.engine.paypal.admin import manual_retry
     from retry_pipelines_tests.support.paypal import FAST, make_client
 
     engine = make_engine(db_url)

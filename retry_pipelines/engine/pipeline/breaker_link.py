@@ -28,7 +28,7 @@ from retry_pipelines.domain.breaker import (
 )
 from retry_pipelines.domain.errors import Failure
 from retry_pipelines.domain.scrub import scrub
-from retry_pipelines.engine.batching import GroupCommit
+from retry_pipelines.engine.pipeline.batching import GroupCommit
 from retry_pipelines.engine.pipeline.clock import Clock
 from retry_pipelines.engine.pipeline.gate import SendGate
 from retry_pipelines.engine.pipeline.model import RunSummary

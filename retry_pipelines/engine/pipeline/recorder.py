@@ -15,8 +15,8 @@ from retry_pipelines.domain.scrub import scrub
 from retry_pipelines.engine.pipeline.clock import Clock
 from retry_pipelines.engine.pipeline.gate import FINAL, SendGate
 from retry_pipelines.engine.pipeline.model import RunSummary, Submission
-from retry_pipelines.engine.writer import AttemptWriter
-from retry_pipelines.store import gateways
+from retry_pipelines.engine.pipeline.writer import AttemptWriter
+from retry_pipelines.store import pauses
 from retry_pipelines.store.attempts import StartedAttempt
 from retry_pipelines.store.queues import WorkQueue
 
@@ -112,7 +112,7 @@ class Recorder:
             return
         self.gate.hold(until)
         await asyncio.to_thread(
-            gateways.pause,
+            pauses.pause,
             self.engine,
             self.queue.name,
             until=until,

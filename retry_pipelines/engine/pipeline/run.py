@@ -36,8 +36,8 @@ from retry_pipelines.engine.pipeline.model import (
     default_owner,
 )
 from retry_pipelines.engine.pipeline.recorder import Recorder
-from retry_pipelines.engine.writer import AttemptWriter
-from retry_pipelines.store import claims, gateways
+from retry_pipelines.engine.pipeline.writer import AttemptWriter
+from retry_pipelines.store import claims, pauses
 from retry_pipelines.store.attempts import LeaseLost, StartedAttempt
 from retry_pipelines.store.queues import WorkQueue
 
@@ -175,7 +175,7 @@ class PipelineRun:
         """Until the gateway's pause (set by any run) ends; False when this run must end."""
         while True:
             pause = await asyncio.to_thread(
-                gateways.current_pause, self.engine, self.queue.name, now=self.clock.now()
+                pauses.current_pause, self.engine, self.queue.name, now=self.clock.now()
             )
             if pause is None:
                 return True

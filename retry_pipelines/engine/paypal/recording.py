@@ -6,7 +6,7 @@ create safe. PayPal deduplicates on ``sender_batch_id`` only, so the same payees
 under a new id would be paid twice: a batch's identity (its checksum, and each ``sender_item_id``,
 within its cycle) is held from recording until it is canceled or denied, at any age
 (``store.payouts``).
-Paying again on purpose is an audited admin re-pay (``payout_admin.repay_batch``).
+Paying again on purpose is an audited admin re-pay (``engine.paypal.admin.repay_batch``).
 """
 
 from __future__ import annotations

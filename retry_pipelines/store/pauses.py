@@ -1,10 +1,11 @@
-"""Gateway-wide state shared by every run and host: pauses (rate limits, credentials) and tokens."""
+"""Gateway pauses, shared by every run and host: a rate limit or refused credentials stop the
+whole gateway until a time, recorded in ``gateway_state``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 
 from sqlalchemy import Engine, case, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +21,8 @@ class Pause:
     reason: str
 
 
-def _upsert(engine: Engine, gateway: str, values: dict, update: dict) -> None:
+def upsert_state(engine: Engine, gateway: str, values: dict, update: dict) -> None:
+    """Insert the gateway's ``gateway_state`` row with ``values``, or set ``update`` on it."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(gateway_state).values(gateway=gateway, **values)
     with engine.begin() as conn:
@@ -41,7 +43,7 @@ def pause(
     reason = clean_value(gateway_state.c.pause_reason, reason or "", secrets=secrets) or ""
     t = gateway_state
     later = t.c.paused_until.is_(None) | (t.c.paused_until < until)
-    _upsert(
+    upsert_state(
         engine,
         gateway,
         {"paused_until": until, "pause_reason": reason, "updated_at": now},
@@ -63,7 +65,7 @@ def current_pause(engine: Engine, gateway: str, *, now: datetime) -> Pause | Non
 
 
 def resume(engine: Engine, gateway: str, *, now: datetime) -> None:
-    _upsert(
+    upsert_state(
         engine,
         gateway,
         {"paused_until": None, "pause_reason": None, "updated_at": now},
@@ -71,17 +73,13 @@ def resume(engine: Engine, gateway: str, *, now: datetime) -> None:
     )
 
 
-def record_token(
-    engine: Engine,
-    gateway: str,
-    *,
-    validated_at: datetime | None,
-    expires_on: date | None,
-    now: datetime,
-) -> None:
-    values = {"updated_at": now}
-    if validated_at is not None:
-        values["token_validated_at"] = validated_at
-    if expires_on is not None:
-        values["token_expires_at"] = datetime.combine(expires_on, time(0), tzinfo=now.tzinfo)
-    _upsert(engine, gateway, values, values)
+def paused(engine: Engine, *, now: datetime) -> list[Pause]:
+    """Every gateway paused at ``now``, by name."""
+    g = gateway_state
+    stmt = (
+        select(g.c.gateway, g.c.paused_until, g.c.pause_reason)
+        .where(g.c.paused_until > now)
+        .order_by(g.c.gateway)
+    )
+    with engine.connect() as conn:
+        return [Pause(r.gateway, r.paused_until, r.pause_reason or "") for r in conn.execute(stmt)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine
 
 from retry_pipelines.domain.fbr_reference import (
     GOODS_STANDARD_RATE,
@@ -24,6 +24,7 @@ from retry_pipelines.domain.fbr_reference import (
     SERVICES,
     UNKNOWN_HS_CODE,
 )
+from retry_pipelines.store import invoices as store
 from retry_pipelines.store import tables
 from retry_pipelines.store.clean import clean_row, identifier_problem
 
@@ -111,9 +112,7 @@ def seed_invoices(
         raise ValueError("count must be >= 0 and invalid_share within [0, 1]")
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    with engine.connect() as conn:
-        start = conn.execute(select(tables.invoices.c.id).order_by(tables.invoices.c.id.desc()))
-        start = (start.scalar() or 0) + 1
+    start = store.last_id(engine) + 1
     last = f"{reference_prefix}-{seed}-{start + max(count - 1, 0):07d}"
     problem = identifier_problem(tables.invoices.c.reference, last)
     if problem:
@@ -148,14 +147,9 @@ def seed_invoices(
             }
         )
     with engine.begin() as conn:
-        for chunk in range(0, len(invoices), 2000):
-            part = invoices[chunk : chunk + 2000]
-            rows = [{k: v for k, v in r.items() if k != "_attempt"} for r in part]
-            conn.execute(insert(tables.invoices), rows)
-        new_rows = select(tables.invoices.c.reference, tables.invoices.c.id).where(
-            tables.invoices.c.id >= start
+        ids = store.insert_invoices(
+            conn, [{k: v for k, v in r.items() if k != "_attempt"} for r in invoices]
         )
-        ids = dict(conn.execute(new_rows).all())
         attempts = []
         for r in invoices:
             error_type, code, message, failed_at = r["_attempt"]
@@ -175,8 +169,7 @@ def seed_invoices(
                     "owner": "seed",
                 }
             )
-        for chunk in range(0, len(attempts), 2000):
-            conn.execute(insert(tables.invoice_attempts), attempts[chunk : chunk + 2000])
+        store.insert_attempts(conn, attempts)
     return SeedSummary(count, dict(kinds), ids.get(invoices[0]["reference"]) if invoices else None)
 
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select
+from sqlalchemy import Engine
 
 from retry_pipelines.domain.invoice_payload import Problem, check_invoice_payload
 from retry_pipelines.domain.json_limits import json_defects
+from retry_pipelines.store import invoices as store
 from retry_pipelines.store import tables
 from retry_pipelines.store.clean import unstorable_json_paths
 
@@ -77,9 +78,8 @@ def enqueue_invoices(
     if not accepted:
         return result
 
-    t = tables.invoices
     with engine.begin() as conn:
-        known = _stored_keys(conn, list(accepted))
+        known = {_key(r) for r in store.stored_references(conn, list(accepted))}
         for reference in sorted(r for r in accepted if _key(r) in known):
             del accepted[reference]
             result.refused.append(Refusal(reference, (Problem("reference", "is already queued"),)))
@@ -96,25 +96,8 @@ def enqueue_invoices(
                 }
                 for reference, payload in accepted.items()
             ]
-            conn.execute(insert(t), rows)
-            for chunk in _chunks(list(accepted)):
-                ids = conn.execute(select(t.c.reference, t.c.id).where(t.c.reference.in_(chunk)))
-                result.queued.update(dict(ids.all()))
+            result.queued.update(store.insert_invoices(conn, rows))
     return result
-
-
-def _stored_keys(conn, references: list[str]) -> set[str]:
-    """The compared forms of the stored references equal to one of ``references``, ignoring
-    case (SQL ``lower`` narrows; the exact comparison is ``_key``, in Python)."""
-    t = tables.invoices
-    found: set[str] = set()
-    for chunk in _chunks(references):
-        lowered = sorted({r.lower() for r in chunk})
-        query = select(t.c.reference).where(
-            or_(t.c.reference.in_(chunk), func.lower(t.c.reference).in_(lowered))
-        )
-        found.update(_key(r) for r in conn.execute(query).scalars())
-    return found
 
 
 def _payload_problems(payload: Any) -> list[Problem]:
@@ -131,11 +114,6 @@ def _payload_problems(payload: Any) -> list[Problem]:
 
 def _problem(found: Any) -> Problem:
     return found if isinstance(found, Problem) else Problem(*found)
-
-
-def _chunks(values: list, size: int = 1000):
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _text_problems(payload: Any) -> list[Problem]:

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from retry_pipelines.engine.batching import GroupCommit
+from retry_pipelines.engine.pipeline.batching import GroupCommit
 from retry_pipelines.store.attempts import (
     LeaseLost,
     StartedAttempt,

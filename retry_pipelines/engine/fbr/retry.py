@@ -11,7 +11,7 @@ from retry_pipelines.engine.pipeline import RunOptions, RunSummary, Submission, 
 from retry_pipelines.gateways.fbr import FbrClient
 from retry_pipelines.gateways.fbr_parse import Accepted
 from retry_pipelines.gateways.tokens import TokenUnavailable
-from retry_pipelines.store import gateways
+from retry_pipelines.store import tokens
 from retry_pipelines.store.queues import INVOICES
 
 
@@ -45,7 +45,7 @@ async def retry_invoices(
     )
     state = client.token.state
     if state.validated_at or state.expires_on:
-        gateways.record_token(
+        tokens.record_token(
             engine,
             INVOICES.name,
             validated_at=state.validated_at,

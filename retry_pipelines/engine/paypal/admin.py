@@ -9,21 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine
 
 from retry_pipelines.domain.eligibility import ItemSnapshot, check_eligibility
 from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
 from retry_pipelines.domain.states import BATCH, BatchStatus, IllegalTransition
-from retry_pipelines.engine import payouts
-from retry_pipelines.engine.admin import Actor, AdminError, audit
-from retry_pipelines.engine.payouts import PayoutItem, RecordedBatch
-from retry_pipelines.engine.paypal import retry_payout_batches
+from retry_pipelines.engine.actor import Actor, AdminError, audit
+from retry_pipelines.engine.paypal import recording as payouts
+from retry_pipelines.engine.paypal.recording import PayoutItem, RecordedBatch
+from retry_pipelines.engine.paypal.retry import retry_payout_batches
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary
 from retry_pipelines.gateways.paypal import PaypalClient
 from retry_pipelines.store import locks
 from retry_pipelines.store import payouts as payout_store
 from retry_pipelines.store.clean import clean_value
-from retry_pipelines.store.tables import payout_attempts, payout_batches, payout_items
+from retry_pipelines.store.tables import payout_batches
 
 CYCLE_LOCK_TTL = timedelta(minutes=10)
 
@@ -34,10 +34,7 @@ def _reason(text: str) -> str:
 
 
 def _batch(conn, batch_id: int, *, lock: bool = False):
-    query = select(payout_batches).where(payout_batches.c.id == batch_id)
-    if lock:  # FOR UPDATE on PostgreSQL; SQLite transactions hold the write lock already
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    row = payout_store.batch_row(conn, batch_id, lock=lock)
     if row is None:
         raise AdminError(f"payout batch {batch_id} does not exist")
     return row
@@ -56,19 +53,15 @@ def override_status(
         # Back to the queue means a fresh budget, as a requeue does: a batch that had spent its
         # attempts could otherwise never be claimed again.
         requeue = {"counted_attempts": 0, "next_attempt_at": now} if new_status == "pending" else {}
-        moved = conn.execute(
-            update(payout_batches)
-            .where(payout_batches.c.id == batch_id, payout_batches.c.status == row["status"])
-            .values(
-                status=new_status,
-                status_reason=_reason(f"override by {actor.admin_id}: {actor.reason}"),
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                **requeue,
-            )
-        ).rowcount
-        if moved != 1:
+        values = {
+            "status": new_status,
+            "status_reason": _reason(f"override by {actor.admin_id}: {actor.reason}"),
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            **requeue,
+        }
+        if not payout_store.move_batch(conn, batch_id, row["status"], values):
             raise AdminError(f"payout batch {batch_id} changed meanwhile; look again and retry")
         if new_status in payout_store.RELEASED:
             payout_store.release(conn, batch_id)
@@ -223,18 +216,15 @@ async def manual_retry(
         if not verdict.ok:
             raise AdminError(f"batch {batch_id} cannot be retried now: {verdict}")
         with engine.begin() as conn:
-            moved = conn.execute(
-                update(payout_batches)
-                .where(payout_batches.c.id == batch_id, payout_batches.c.status == status)
-                .values(
-                    status=BatchStatus.PENDING,
-                    next_attempt_at=now,
-                    counted_attempts=snapshot.counted_attempts,
-                    status_reason=_reason(f"manual retry by {actor.admin_id}: {actor.reason}"),
-                    updated_at=now,
-                )
-            ).rowcount
-            if moved != 1:  # nothing changed, nothing audited, nothing retried
+            values = {
+                "status": BatchStatus.PENDING,
+                "next_attempt_at": now,
+                "counted_attempts": snapshot.counted_attempts,
+                "status_reason": _reason(f"manual retry by {actor.admin_id}: {actor.reason}"),
+                "updated_at": now,
+            }
+            if not payout_store.move_batch(conn, batch_id, status, values):
+                # nothing changed, nothing audited, nothing retried
                 raise AdminError(f"payout batch {batch_id} changed meanwhile; look again and retry")
             audit(
                 conn,
@@ -298,21 +288,9 @@ class BatchReport:
 
 def batch_report(engine: Engine, batch_id: int, *, now: datetime) -> BatchReport:
     """Item-level breakdown and attempt history of one batch."""
-    i, a = payout_items, payout_attempts
     with engine.connect() as conn:
         batch = dict(_batch(conn, batch_id))
-        items = dict(
-            conn.execute(
-                select(i.c.status, func.count())
-                .where(i.c.batch_id == batch_id)
-                .group_by(i.c.status)
-            ).all()
-        )
-        attempts = [
-            dict(r)
-            for r in conn.execute(
-                select(a).where(a.c.batch_id == batch_id).order_by(a.c.attempt_number)
-            ).mappings()
-        ]
+        items = payout_store.items_by_status(conn, batch_id)
+        attempts = payout_store.attempt_rows(conn, batch_id)
     lock = locks.holder(engine, f"payout-cycle:{batch['cycle_id']}", now=now)
     return BatchReport(batch, items, attempts, lock)

@@ -1,0 +1,127 @@
+"""Operator actions on FBR invoices: each checks the state machine, requires who and why, and
+writes an audit row in the same transaction as the change, for exactly the rows its conditional
+UPDATE changed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from retry_pipelines.domain.fbr_reference import fbr_number_problem
+from retry_pipelines.domain.states import INVOICE, InvoiceStatus
+from retry_pipelines.engine.actor import Actor, AdminError, audit
+from retry_pipelines.store import invoices as store
+from retry_pipelines.store.clean import identifier_problem
+from retry_pipelines.store.tables import invoices
+
+
+def requeue_dead_invoices(
+    engine: Engine,
+    actor: Actor,
+    *,
+    now: datetime,
+    error_code: str | None = None,
+    error_type: str | None = None,
+    failed_after: datetime | None = None,
+    failed_before: datetime | None = None,
+    limit: int = 1000,
+    dry_run: bool = False,
+) -> list[int]:
+    """Put dead-lettered invoices back in the queue with a fresh retry budget, after a data or
+    configuration fix. Returns the ids requeued (those that would be, for a dry run).
+
+    The selection is locked (``FOR UPDATE`` on PostgreSQL; SQLite transactions take the write lock
+    when they begin) and the UPDATE is conditional on the row still being dead; only the rows it
+    changed (``RETURNING``) are audited and returned, so concurrent runs never requeue or audit
+    one invoice twice."""
+    if not (error_code or error_type or failed_after or failed_before):
+        raise AdminError("name at least one filter: error_code, error_type or a date range")
+    if not 1 <= limit <= 100_000:
+        raise AdminError("limit must be within 1..100000")
+    INVOICE.require(InvoiceStatus.DEAD, InvoiceStatus.PENDING, admin=True)
+    with engine.begin() as conn:
+        ids = store.dead_ids(
+            conn,
+            error_code=error_code,
+            error_type=error_type,
+            failed_after=failed_after,
+            failed_before=failed_before,
+            limit=limit,
+            lock=not dry_run,
+        )
+        if dry_run or not ids:
+            return ids
+        reason = f"requeued by {actor.admin_id}: {actor.reason}"
+        changed = store.requeue_dead(conn, ids, reason=reason, now=now)
+        filters = {"error_code": error_code, "error_type": error_type}
+        for item_id in changed:
+            audit(conn, actor, "requeue", item_id, "dead", "pending", now, filters)
+    return changed
+
+
+RESOLUTIONS = {
+    "mark_submitted": InvoiceStatus.SUBMITTED,
+    "release": InvoiceStatus.PENDING,
+    "abandon": InvoiceStatus.ABANDONED,
+}
+
+
+def resolve_held_invoice(
+    engine: Engine,
+    actor: Actor,
+    *,
+    invoice_id: int,
+    action: str,
+    now: datetime,
+    fbr_invoice_number: str | None = None,
+) -> str:
+    """Settle an invoice held for reconciliation: the operator found its FBR number (mark
+    submitted), found that FBR never issued one (release for re-post), or gives up (abandon).
+
+    The number must look like one FBR issues and must not be recorded for another invoice. The
+    UPDATE is conditional on the invoice still being held; one row changed, one audit row. Returns
+    the new status as a plain string."""
+    if action not in RESOLUTIONS:
+        raise AdminError(f"action must be one of {', '.join(RESOLUTIONS)}, got {action!r}")
+    target = RESOLUTIONS[action]
+    number = (fbr_invoice_number or "").strip()
+    if action == "mark_submitted" and not number:
+        raise AdminError("mark_submitted needs the fbr_invoice_number found on IRIS")
+    if action != "mark_submitted" and number:
+        raise AdminError("fbr_invoice_number is only for mark_submitted")
+    problem = identifier_problem(invoices.c.fbr_invoice_number, number) if number else None
+    if problem:  # an FBR number is stored exactly as issued or not at all
+        raise AdminError(f"fbr_invoice_number cannot be stored as given ({problem}): {number!r}")
+    problem = fbr_number_problem(number) if number else None
+    if problem:
+        raise AdminError(f"fbr_invoice_number {number!r} is not an FBR invoice number: {problem}")
+    with engine.begin() as conn:
+        other = store.number_holder(conn, number, invoice_id) if number else None
+        if other is not None:
+            raise AdminError(
+                f"fbr_invoice_number {number!r} is already recorded for invoice {other}; "
+                "one FBR number belongs to one invoice"
+            )
+        status = store.locked_status(conn, invoice_id)
+        if status is None:
+            raise AdminError(f"invoice {invoice_id} does not exist")
+        if status != InvoiceStatus.NEEDS_RECONCILIATION:
+            raise AdminError(
+                f"invoice {invoice_id} is {status}, not needs_reconciliation: nothing to resolve"
+            )
+        INVOICE.require(status, target, admin=True)
+        values = {
+            "status": target,
+            "status_reason": f"{action} by {actor.admin_id}: {actor.reason}",
+            "updated_at": now,
+        }
+        if action == "mark_submitted":
+            values |= {"fbr_invoice_number": number, "submitted_at": now}
+        if action == "release":
+            values |= {"next_attempt_at": now}
+        if not store.move_from(conn, invoice_id, InvoiceStatus.NEEDS_RECONCILIATION, values):
+            raise AdminError(f"invoice {invoice_id} changed meanwhile; look again and retry")
+        details = {"fbr_invoice_number": number} if number else None
+        audit(conn, actor, f"resolve:{action}", invoice_id, status, target, now, details)
+    return target.value
