@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 
 class Variants:
@@ -91,34 +87,3 @@ class Variants:
 
     def describe(self) -> dict[str, Any]:
         return {"pins": self.pins(), "variants": self.known()}
-
-
-def dialect_route(variants_of: Callable[[Request], Variants]) -> Route:
-    """``/_sandbox/dialect``: GET the pins and variants; POST ``{choice: variant or null}``."""
-
-    async def dialect(request: Request) -> Response:
-        variants = variants_of(request)
-        if request.method == "POST":
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
-            known = variants.known()
-            for choice, variant in body.items():
-                if choice not in known or not isinstance(variant, str | None):
-                    return JSONResponse(
-                        {"error": f"{choice!r}: expected one of {known.get(choice)} or null"},
-                        status_code=400,
-                    )
-                if variant is not None and variant not in known[choice]:
-                    return JSONResponse(
-                        {"error": f"{choice}: unknown variant {variant!r}; known: {known[choice]}"},
-                        status_code=400,
-                    )
-            for choice, variant in body.items():
-                variants.pin(choice, variant)
-        return JSONResponse(variants.describe())
-
-    return Route("/_sandbox/dialect", dialect, methods=["GET", "POST"])

@@ -33,7 +33,7 @@ from retry_pipelines.sandbox.fbr import (
     create_fbr_app,
     fingerprint,
 )
-from retry_pipelines.sandbox.fbr_dialect import THROTTLE_VARIANTS, alnum_tail, next_access_time
+from retry_pipelines.sandbox.fbr.dialect import THROTTLE_VARIANTS, alnum_tail, next_access_time
 from retry_pipelines.sandbox.server import SandboxProcess, ThreadedServer
 
 TOKEN = "test-token-123"

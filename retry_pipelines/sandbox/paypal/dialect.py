@@ -170,3 +170,13 @@ VARIANT_BODIES = {
     "service_unavailable": _service_unavailable_503,
     "internal_service_error": _internal_service_error_503,
 }
+
+
+def error_name(body: bytes) -> str | None:
+    """The ``name`` (or OAuth ``error``) of an error body, None if it has neither."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    name = (data.get("name") or data.get("error")) if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
