@@ -35,10 +35,10 @@ from sqlalchemy import func, select, text
 from benchmarks.common import postgres_server, print_table, scratch_database, write_results
 from retry_pipelines.reports.errors import error_distribution
 from retry_pipelines.reports.metrics import retry_metrics
-from retry_pipelines.reports.sql import day_bounds
 from retry_pipelines.store import migrate
 from retry_pipelines.store.db import make_engine
 from retry_pipelines.store.queues import QUEUES
+from retry_pipelines.store.reports import day_bounds
 from retry_pipelines.store.tables import invoice_attempts, payout_attempts
 
 FIRST_DAY = date(2026, 1, 1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine
 
+from retry_pipelines.store.backlog import queue_counts
 from retry_pipelines.store.queues import QUEUES, WorkQueue
 
 
@@ -24,23 +25,13 @@ class QueueStatus:
 
 
 def queue_status(engine: Engine, queue: WorkQueue, *, now: datetime) -> QueueStatus:
-    t = queue.items
-    processing = t.c.status == queue.processing
-    stmt = select(
-        t.c.status,
-        func.count(),
-        func.sum(case(((t.c.status == queue.ready) & (t.c.next_attempt_at <= now), 1), else_=0)),
-        func.sum(case((processing & (t.c.lease_expires_at >= now), 1), else_=0)),
-        func.sum(case((processing & (t.c.lease_expires_at < now), 1), else_=0)),
-    ).group_by(t.c.status)
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+    counts = queue_counts(engine, queue, now=now)
     return QueueStatus(
         gateway=queue.name,
-        by_status={r[0]: r[1] for r in rows},
-        due_now=sum(r[2] or 0 for r in rows),
-        live_leases=sum(r[3] or 0 for r in rows),
-        expired_leases=sum(r[4] or 0 for r in rows),
+        by_status=counts.by_status,
+        due_now=counts.due,
+        live_leases=counts.live_leases,
+        expired_leases=counts.expired_leases,
     )
 
 

@@ -73,10 +73,6 @@ class CallResult:
     http_status: int | None
     latency_ms: float
 
-    @property
-    def accepted(self) -> bool:
-        return isinstance(self.outcome, Accepted)
-
 
 class FbrClient:
     def __init__(

@@ -54,7 +54,6 @@ def parse_token(status: int, body: bytes) -> tuple[str, float]:
 
 @dataclass
 class OAuthState:
-    fetched_at: datetime | None = None
     validated_at: datetime | None = None
     expires_in: float | None = None
 
@@ -117,5 +116,4 @@ class ClientCredentials:
         token, expires_in = parse_token(response.status_code, body)
         self._token = token
         self._expires_at = time.monotonic() + max(expires_in - self._margin, 0.0)
-        self.state.fetched_at = datetime.now(UTC)
         self.state.expires_in = expires_in

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from retry_pipelines.domain.breaker import (
     DEFAULT_BREAKER,
@@ -15,9 +15,10 @@ from retry_pipelines.domain.breaker import (
     retry_allowance,
     window,
 )
-from retry_pipelines.store import breakers
+from retry_pipelines.store import backlog as store
+from retry_pipelines.store import breakers, pauses
+from retry_pipelines.store.pauses import Pause
 from retry_pipelines.store.queues import QUEUES
-from retry_pipelines.store.tables import gateway_state
 
 STUCK_AFTER = timedelta(minutes=5)
 """A lease expired this long ago has outlived several ticks of ``stuck_locks_sensor`` (every
@@ -36,13 +37,6 @@ class GatewayBacklog:
     """Leases past their expiry whose item is still ``processing``: waiting for the sweep."""
     stuck_leases: int = 0
     """Of those, leases expired more than ``STUCK_AFTER`` ago: the sweep has not taken them."""
-
-
-@dataclass(frozen=True)
-class Pause:
-    gateway: str
-    until: datetime
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -105,47 +99,19 @@ class Backlog:
 
 def backlog(engine: Engine, *, now: datetime) -> Backlog:
     result = {}
-    with engine.connect() as conn:
-        for gateway, queue in QUEUES.items():
-            t = queue.items
-            by_status = dict(
-                conn.execute(
-                    select(t.c.status, func.count()).group_by(t.c.status).order_by(t.c.status)
-                ).all()
-            )
-            pending = t.c.status == queue.ready
-            due, oldest = conn.execute(
-                select(func.count(), func.min(t.c.next_attempt_at)).where(
-                    pending, t.c.next_attempt_at <= now
-                )
-            ).one()
-            processing = t.c.status == queue.processing
-            live, expired, stuck = (
-                conn.execute(select(func.count()).where(processing, condition)).scalar_one()
-                for condition in (
-                    t.c.lease_expires_at >= now,
-                    t.c.lease_expires_at < now,
-                    t.c.lease_expires_at < now - STUCK_AFTER,
-                )
-            )
-            result[gateway] = GatewayBacklog(
-                gateway=gateway,
-                by_status=by_status,
-                due=due,
-                oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else None,
-                live_leases=live,
-                expired_leases=expired,
-                stuck_leases=stuck,
-            )
-        g = gateway_state
-        paused = [
-            Pause(r.gateway, r.paused_until, r.pause_reason or "")
-            for r in conn.execute(
-                select(g.c.gateway, g.c.paused_until, g.c.pause_reason)
-                .where(g.c.paused_until > now)
-                .order_by(g.c.gateway)
-            )
-        ]
+    for gateway, queue in QUEUES.items():
+        counts = store.queue_counts(engine, queue, now=now, stuck_after=STUCK_AFTER)
+        oldest = counts.oldest_due
+        result[gateway] = GatewayBacklog(
+            gateway=gateway,
+            by_status=counts.by_status,
+            due=counts.due,
+            oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else None,
+            live_leases=counts.live_leases,
+            expired_leases=counts.expired_leases,
+            stuck_leases=counts.stuck_leases,
+        )
+    paused = pauses.paused(engine, now=now)
     stored = breakers.all_breakers(engine)
     figures = {g: BreakerFigures.of(g, stored.get(g, Breaker()), now=now) for g in QUEUES}
     return Backlog(at=now, gateways=result, paused=paused, breakers=figures)
@@ -163,17 +129,7 @@ class DuplicateSuccesses:
 def duplicate_successes(engine: Engine, *, examples: int = 10) -> dict[str, DuplicateSuccesses]:
     """Per gateway: items (invoices, payout batches) submitted successfully more than once."""
     result = {}
-    with engine.connect() as conn:
-        for gateway, queue in QUEUES.items():
-            a = queue.attempts
-            dup = (
-                select(queue.fk.label("item_id"), func.count().label("successes"))
-                .where(a.c.outcome == "success")
-                .group_by(queue.fk)
-                .having(func.count() > 1)
-                .subquery()
-            )
-            count = conn.execute(select(func.count()).select_from(dup)).scalar_one()
-            rows = conn.execute(select(dup).order_by(dup.c.item_id).limit(examples)).all()
-            result[gateway] = DuplicateSuccesses(gateway, count, [(r[0], r[1]) for r in rows])
+    for gateway, queue in QUEUES.items():
+        count, found = store.duplicate_successes(engine, queue, examples=examples)
+        result[gateway] = DuplicateSuccesses(gateway, count, found)
     return result

@@ -1,5 +1,5 @@
 """Daily error distribution per gateway: error type x error code, with counts, shares and the most
-frequent (scrubbed) message, aggregated in SQL.
+frequent (scrubbed) message, aggregated in SQL (``store.reports``).
 
 Per UTC day (of ``started_at``) and gateway, over failed attempts (``failure`` and
 ``interrupted``): ``failures`` of each (error type, error code), their ``share`` of the gateway's
@@ -17,14 +17,13 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import BigInteger, Engine, cast, func, literal_column, select
+from sqlalchemy import Engine
 
-from retry_pipelines.reports.sql import as_date, day_bounds, utc_day
+from retry_pipelines.store import reports as store
 from retry_pipelines.store.clean import clean_value
-from retry_pipelines.store.queues import QUEUES, WorkQueue
+from retry_pipelines.store.queues import QUEUES
 from retry_pipelines.store.tables import error_distribution_daily
 
-FAILED_OUTCOMES = ("failure", "interrupted")
 COLUMNS = (
     "day",
     "gateway",
@@ -37,67 +36,26 @@ COLUMNS = (
 )
 
 
-def _statement(queue: WorkQueue, dialect: str, start: date, end: date):
-    a = queue.attempts
-    lo, hi = day_bounds(start, end)
-    day = utc_day(a.c.started_at, dialect)
-    error_type = func.coalesce(a.c.error_type, literal_column("'UNKNOWN'"))
-    error_code = func.coalesce(a.c.error_code, literal_column("''"))
-    message = func.coalesce(a.c.error_message, literal_column("''"))
-    by_message = (
-        select(
-            day.label("day"),
-            error_type.label("error_type"),
-            error_code.label("error_code"),
-            message.label("message"),
-            func.count().label("n"),
-        )
-        .where(a.c.started_at >= lo, a.c.started_at < hi, a.c.outcome.in_(FAILED_OUTCOMES))
-        .group_by(day, error_type, error_code, message)
-        .cte("by_message")
-    )
-    m = by_message.c
-    group = [m.day, m.error_type, m.error_code]
-    # Ties between equally frequent messages break by bytes on both backends (SQLite's BINARY;
-    # PostgreSQL's "C" rather than the database's locale), so both pick the same message.
-    tie_break = m.message.collate("C") if dialect == "postgresql" else m.message
-    ranked = select(
-        m.day,
-        m.error_type,
-        m.error_code,
-        m.message,
-        m.n,
-        cast(func.sum(m.n).over(partition_by=group), BigInteger).label("failures"),
-        cast(func.sum(m.n).over(partition_by=[m.day]), BigInteger).label("day_failures"),
-        func.row_number().over(partition_by=group, order_by=[m.n.desc(), tie_break]).label("rank"),
-    ).subquery("ranked")
-    r = ranked.c
-    return select(
-        r.day, r.error_type, r.error_code, r.failures, r.day_failures, r.message, r.n
-    ).where(r.rank == 1)
-
-
 def error_distribution(engine: Engine, start: date, end: date) -> pd.DataFrame:
     """Rows for every (day, gateway, error type, error code) with failures in ``[start, end)``,
     columns ``COLUMNS``, ordered by day, gateway and failures (most first)."""
     rows: dict[tuple, dict] = {}
     c = error_distribution_daily.c
-    with engine.connect() as conn:
-        for gateway, queue in QUEUES.items():
-            for r in conn.execute(_statement(queue, conn.dialect.name, start, end)):
-                row = {
-                    "day": as_date(r.day),
-                    "gateway": gateway,
-                    "error_type": clean_value(c.error_type, r.error_type),
-                    "error_code": clean_value(c.error_code, r.error_code),
-                    "failures": int(r.failures),
-                    "share": r.failures / r.day_failures,
-                    # Stored messages are scrubbed when recorded; scrub again on the way out.
-                    "top_message": clean_value(c.top_message, r.message) or None,
-                    "top_message_count": int(r.n),
-                }
-                key = (row["day"], gateway, row["error_type"], row["error_code"])
-                rows[key] = _merged(rows[key], row) if key in rows else row
+    for gateway, queue in QUEUES.items():
+        for r in store.error_groups(engine, queue, start, end):
+            row = {
+                "day": r["day"],
+                "gateway": gateway,
+                "error_type": clean_value(c.error_type, r["error_type"]),
+                "error_code": clean_value(c.error_code, r["error_code"]),
+                "failures": int(r["failures"]),
+                "share": r["failures"] / r["day_failures"],
+                # Stored messages are scrubbed when recorded; scrub again on the way out.
+                "top_message": clean_value(c.top_message, r["message"]) or None,
+                "top_message_count": int(r["n"]),
+            }
+            key = (row["day"], gateway, row["error_type"], row["error_code"])
+            rows[key] = _merged(rows[key], row) if key in rows else row
     frame = pd.DataFrame(list(rows.values()), columns=list(COLUMNS))
     frame = frame.astype({"failures": "int64", "share": "float64", "top_message_count": "int64"})
     return frame.sort_values(

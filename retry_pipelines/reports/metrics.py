@@ -1,4 +1,4 @@
-"""Daily retry metrics per gateway, aggregated in SQL.
+"""Daily retry metrics per gateway, aggregated in SQL (``store.reports``).
 
 Per UTC day (of an attempt's ``started_at``) and gateway:
 
@@ -16,16 +16,16 @@ Per UTC day (of an attempt's ``started_at``) and gateway:
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Float, and_, case, cast, func, select
+from sqlalchemy import Engine
 
-from retry_pipelines.reports.sql import as_date, day_bounds, days, sqlite_percentile, utc_day
-from retry_pipelines.store.queues import QUEUES, WorkQueue
+from retry_pipelines.store import reports as store
+from retry_pipelines.store.queues import QUEUES
+from retry_pipelines.store.reports import days
 
 GATEWAYS = tuple(QUEUES)
-DEAD = ("dead",)
 
 COLUMNS = (
     "day",
@@ -44,61 +44,6 @@ COLUMNS = (
 COUNTS = ("attempts", "successes", "failures", "in_flight", "dead_lettered", "held")
 
 
-def _count_if(condition) -> object:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _attempt_stats(conn: Connection, queue: WorkQueue, start: date, end: date) -> list[dict]:
-    a, dialect = queue.attempts, conn.dialect.name
-    lo, hi = day_bounds(start, end)
-    day = utc_day(a.c.started_at, dialect).label("day")
-    columns = [
-        day,
-        func.count().label("attempts"),
-        _count_if(a.c.outcome == "success").label("successes"),
-        _count_if(a.c.outcome == "in_flight").label("in_flight"),
-        cast(func.avg(case((a.c.outcome == "success", a.c.attempt_number))), Float).label(
-            "avg_attempts_to_success"
-        ),
-        func.count(a.c.latency_ms).label("latencies"),
-    ]
-    if dialect == "postgresql":
-        columns += [
-            func.percentile_cont(0.5).within_group(a.c.latency_ms).label("latency_p50_ms"),
-            func.percentile_cont(0.95).within_group(a.c.latency_ms).label("latency_p95_ms"),
-        ]
-    window = and_(a.c.started_at >= lo, a.c.started_at < hi)
-    rows = [dict(r) for r in conn.execute(select(*columns).where(window).group_by(day)).mappings()]
-    for row in rows:
-        row["day"] = as_date(row["day"])
-        if dialect != "postgresql":
-            lo_d, hi_d = day_bounds(row["day"], row["day"] + timedelta(days=1))
-            in_day = (a.c.started_at >= lo_d, a.c.started_at < hi_d)
-            for name, p in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
-                row[name] = sqlite_percentile(conn, a.c.latency_ms, in_day, row["latencies"], p)
-    return rows
-
-
-def _item_stats(conn: Connection, queue: WorkQueue, start: date, end: date) -> list[dict]:
-    t = queue.items
-    lo, hi = day_bounds(start, end)
-    held = (queue.held_status,)  # waiting for an operator or reconciliation
-    day = utc_day(t.c.updated_at, conn.dialect.name).label("day")
-    stmt = (
-        select(
-            day,
-            _count_if(t.c.status.in_(DEAD)).label("dead_lettered"),
-            _count_if(t.c.status.in_(held)).label("held"),
-        )
-        .where(t.c.updated_at >= lo, t.c.updated_at < hi, t.c.status.in_(DEAD + held))
-        .group_by(day)
-    )
-    rows = [dict(r) for r in conn.execute(stmt).mappings()]
-    for row in rows:
-        row["day"] = as_date(row["day"])
-    return rows
-
-
 def retry_metrics(engine: Engine, start: date, end: date) -> pd.DataFrame:
     """One row per day in ``[start, end)`` and gateway (zeros on a quiet day), columns
     ``COLUMNS``."""
@@ -106,10 +51,9 @@ def retry_metrics(engine: Engine, start: date, end: date) -> pd.DataFrame:
         [(d, g) for d in days(start, end) for g in GATEWAYS], columns=["day", "gateway"]
     )
     attempt_rows, item_rows = [], []
-    with engine.connect() as conn:
-        for gateway, queue in QUEUES.items():
-            for rows, stats in ((attempt_rows, _attempt_stats), (item_rows, _item_stats)):
-                rows += [{**r, "gateway": gateway} for r in stats(conn, queue, start, end)]
+    for gateway, queue in QUEUES.items():
+        for rows, stats in ((attempt_rows, store.attempt_stats), (item_rows, store.item_stats)):
+            rows += [{**r, "gateway": gateway} for r in stats(engine, queue, start, end)]
     frame = grid
     for rows in (attempt_rows, item_rows):
         if rows:

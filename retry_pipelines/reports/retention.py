@@ -8,7 +8,7 @@ An attempt row is deleted only when all of these hold:
   for an operator) and has no ``in_flight`` attempt.
 
 Each day is pruned in its own transaction, which also writes one ``admin_audit`` row naming the
-day and the rows deleted per gateway.
+day and the rows deleted per gateway (``store.report_days.prune_day``, through ``store.audit``).
 """
 
 from __future__ import annotations
@@ -16,19 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, delete, exists, func, insert, select
+from sqlalchemy import Engine
 
-from retry_pipelines.reports.sql import day_bounds
-from retry_pipelines.reports.storage import (
-    ERRORS_REPORT,
-    METRICS_REPORT,
-    PRUNE_AUDIT_ACTION,
-    PRUNED_ENTITY,
-    days_with_reports,
-)
-from retry_pipelines.store.clean import clean_row
+from retry_pipelines.store import report_days as store
+from retry_pipelines.store.audit import PRUNE_ACTION
 from retry_pipelines.store.queues import QUEUES
-from retry_pipelines.store.tables import admin_audit
+from retry_pipelines.store.report_days import ERRORS_REPORT, METRICS_REPORT, days_with_reports
 
 REQUIRED_REPORTS = (METRICS_REPORT, ERRORS_REPORT)
 FINAL_STATUSES = {
@@ -37,7 +30,7 @@ FINAL_STATUSES = {
     "fbr": ("submitted", "dead", "abandoned"),
     "paypal": ("completed", "denied", "canceled", "dead"),
 }
-AUDIT_ACTION = PRUNE_AUDIT_ACTION
+AUDIT_ACTION = PRUNE_ACTION
 
 
 @dataclass
@@ -67,46 +60,14 @@ def prune_attempt_history(
     result = PruneResult(keep_days=keep_days, before=before)
     reported = days_with_reports(engine, REQUIRED_REPORTS, before)
     result.reported_days = len(reported)
+    reason = f"retention: keep {keep_days} days; both daily reports exist"
     for day in reported:
-        lo, hi = day_bounds(day, day + timedelta(days=1))
-        deleted = {}
-        with engine.begin() as conn:
-            for gateway, queue in QUEUES.items():
-                a, t = queue.attempts, queue.items
-                other = a.alias("other")
-                final_items = select(t.c.id).where(t.c.status.in_(FINAL_STATUSES[gateway]))
-                in_flight = exists().where(
-                    other.c[queue.attempt_fk] == queue.fk, other.c.outcome == "in_flight"
-                )
-                stmt = delete(a).where(
-                    a.c.started_at >= lo,
-                    a.c.started_at < hi,
-                    a.c.outcome != "in_flight",
-                    queue.fk.in_(final_items),
-                    ~in_flight,
-                )
-                deleted[gateway] = conn.execute(stmt).rowcount
-            if any(deleted.values()):
-                audit = {
-                    "at": now,
-                    "admin_id": admin_id,
-                    "action": AUDIT_ACTION,
-                    "entity_type": PRUNED_ENTITY,
-                    "entity_id": day.isoformat(),
-                    "reason": f"retention: keep {keep_days} days; both daily reports exist",
-                    "run_id": run_id,
-                    "details": {"deleted": deleted},
-                }
-                conn.execute(insert(admin_audit).values(clean_row(admin_audit, audit)))
+        deleted = store.prune_day(
+            engine, day, FINAL_STATUSES, now=now, admin_id=admin_id, reason=reason, run_id=run_id
+        )
         if any(deleted.values()):
             result.days_pruned.append(day)
             for gateway, n in deleted.items():
                 result.deleted[gateway] += n
-    cutoff, _ = day_bounds(before, before)
-    with engine.connect() as conn:
-        for gateway, queue in QUEUES.items():
-            a = queue.attempts
-            result.kept_older[gateway] = conn.execute(
-                select(func.count()).where(a.c.started_at < cutoff)
-            ).scalar_one()
+    result.kept_older = store.attempts_before(engine, before)
     return result

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import Engine, select
+from retry_pipelines.store.tokens import recorded_expiry
 
-from retry_pipelines.store.tables import gateway_state
+__all__ = ["TokenExpiry", "fbr_token_expiry", "jwt_expiry", "parse_expiry", "recorded_expiry"]
 
 EXPIRES_AT_ENV = "FBR_API_TOKEN_EXPIRES_AT"
 TOKEN_ENV = "FBR_API_TOKEN"
@@ -66,12 +66,6 @@ def jwt_expiry(token: str) -> datetime | None:
         return datetime.fromtimestamp(exp, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def recorded_expiry(engine: Engine, gateway: str = "fbr") -> datetime | None:
-    stmt = select(gateway_state.c.token_expires_at).where(gateway_state.c.gateway == gateway)
-    with engine.connect() as conn:
-        return conn.execute(stmt).scalar_one_or_none()
 
 
 def fbr_token_expiry(environ: Mapping[str, str], recorded: datetime | None) -> TokenExpiry:

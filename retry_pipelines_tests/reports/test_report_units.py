@@ -9,13 +9,13 @@ import pytest
 
 from retry_pipelines.reports import checks
 from retry_pipelines.reports.render import markdown_table
-from retry_pipelines.reports.sql import interpolate
 from retry_pipelines.reports.tokens import (
     TokenExpiry,
     fbr_token_expiry,
     jwt_expiry,
     parse_expiry,
 )
+from retry_pipelines.store.reports import interpolate
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
