@@ -161,15 +161,29 @@ def _entry_defects(entry: dict) -> list[tuple[str, str]]:
 
 
 def cmd_sandbox(args) -> int:
+    if _sandbox_missing():
+        return 2
     from retry_pipelines.sandbox.__main__ import main as sandbox_main
 
     return sandbox_main(args.sandbox_args) or 0
 
 
 def cmd_demo(args) -> int:
+    if _sandbox_missing():
+        return 2
     from retry_pipelines.demo import run_demo
 
     return run_demo(database_url(args.database_url), count=args.count)
+
+
+def _sandbox_missing() -> bool:
+    """Say so in one line when the ``sandbox`` extra is not installed (a production install)."""
+    from retry_pipelines.sandbox import missing_requirement
+
+    reason = missing_requirement()
+    if reason:
+        print(f"retry-pipelines: {reason}", file=sys.stderr)
+    return reason is not None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from retry_pipelines.sandbox import missing_requirement
+
 GATEWAYS = ("fbr", "paypal")
 DEFAULT_TOKEN = "sandbox-token"
 TOKEN_ENV = "FBR_API_TOKEN"
@@ -241,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(prog="python -m retry_pipelines.sandbox", description=__doc__)
     )
     args = parser.parse_args(argv)
+    missing = missing_requirement()
+    if missing:
+        sys.stderr.write(f"sandbox: {missing}\n")
+        return 2
     try:
         return run(args)
     except ValueError as exc:
