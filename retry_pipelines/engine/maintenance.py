@@ -1,4 +1,4 @@
-"""Housekeeping across both queues."""
+"""Housekeeping across both queues: stuck leases swept back, a gateway pause lifted by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from retry_pipelines.domain.policy import FBR_DEFAULT, PAYPAL_DEFAULT, RetryPolicy
-from retry_pipelines.store import claims
+from retry_pipelines.engine.actor import Actor, audit
+from retry_pipelines.store import claims, pauses
 from retry_pipelines.store.queues import INVOICES, PAYOUTS, QUEUES, WorkQueue
 
 DEFAULT_POLICIES: dict[str, RetryPolicy] = {
@@ -29,3 +30,27 @@ def release_expired_leases(engine: Engine, *, now: datetime) -> dict[str, claims
 
 def expired_lease_counts(engine: Engine, *, now: datetime) -> dict[str, int]:
     return {name: claims.count_expired(engine, q, now=now) for name, q in QUEUES.items()}
+
+
+def resume_gateway(
+    engine: Engine, actor: Actor, gateway: str, *, now: datetime
+) -> pauses.Pause | None:
+    """End ``gateway``'s pause now (its cause is fixed), audited in the same transaction with the
+    pause it ended; returns that pause, or None when the gateway was not paused."""
+    if gateway not in QUEUES:
+        raise ValueError(f"unknown gateway {gateway!r}: one of {', '.join(QUEUES)}")
+    with engine.begin() as conn:
+        pause = pauses.lift(conn, gateway, now=now)
+        lifted = {"paused_until": pause.until.isoformat(), "reason": pause.reason} if pause else {}
+        audit(
+            conn,
+            actor,
+            "resume_gateway",
+            gateway,
+            "paused" if pause else None,
+            "resumed",
+            now,
+            details=lifted,
+            entity="gateway",
+        )
+    return pause

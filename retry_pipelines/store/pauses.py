@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Connection, Engine, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retry_pipelines.store.clean import clean_value
@@ -23,10 +23,14 @@ class Pause:
 
 def upsert_state(engine: Engine, gateway: str, values: dict, update: dict) -> None:
     """Insert the gateway's ``gateway_state`` row with ``values``, or set ``update`` on it."""
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(gateway_state).values(gateway=gateway, **values)
     with engine.begin() as conn:
-        conn.execute(stmt.on_conflict_do_update(index_elements=["gateway"], set_=update))
+        _upsert(conn, gateway, values, update)
+
+
+def _upsert(conn: Connection, gateway: str, values: dict, update: dict) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(gateway_state).values(gateway=gateway, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["gateway"], set_=update))
 
 
 def pause(
@@ -65,12 +69,22 @@ def current_pause(engine: Engine, gateway: str, *, now: datetime) -> Pause | Non
 
 
 def resume(engine: Engine, gateway: str, *, now: datetime) -> None:
-    upsert_state(
-        engine,
-        gateway,
-        {"paused_until": None, "pause_reason": None, "updated_at": now},
-        {"paused_until": None, "pause_reason": None, "updated_at": now},
-    )
+    """End ``gateway``'s pause now, if it has one."""
+    with engine.begin() as conn:
+        lift(conn, gateway, now=now)
+
+
+def lift(conn: Connection, gateway: str, *, now: datetime) -> Pause | None:
+    """End ``gateway``'s pause now, in the caller's transaction; returns the pause it ended."""
+    t = gateway_state
+    row = conn.execute(
+        select(t.c.paused_until, t.c.pause_reason)
+        .where(t.c.gateway == gateway, t.c.paused_until > now)
+        .with_for_update()
+    ).first()
+    cleared = {"paused_until": None, "pause_reason": None, "updated_at": now}
+    _upsert(conn, gateway, cleared, cleared)
+    return Pause(gateway, row.paused_until, row.pause_reason or "") if row else None
 
 
 def paused(engine: Engine, *, now: datetime) -> list[Pause]:

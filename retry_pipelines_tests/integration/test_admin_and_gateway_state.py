@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from retry_pipelines.engine import maintenance
 from retry_pipelines.engine.actor import Actor, AdminError
 from retry_pipelines.engine.fbr import requeue_dead_invoices, resolve_held_invoice
 from retry_pipelines.store import pauses, tables
@@ -130,3 +131,27 @@ def test_gateway_pause_is_shared_and_only_extended(engine):
     assert pauses.current_pause(engine, "fbr", now=NOW).reason == "token"
     pauses.resume(engine, "fbr", now=NOW)
     assert pauses.current_pause(engine, "fbr", now=NOW) is None
+
+
+def test_resuming_a_gateway_by_hand_is_audited_with_the_pause_it_ended(engine):
+    until = NOW + timedelta(minutes=30)
+    pauses.pause(engine, "paypal", until=until, reason="token refused", now=NOW)
+    lifted = maintenance.resume_gateway(engine, ADMIN, "paypal", now=NOW)
+    assert (lifted.until, lifted.reason) == (until, "token refused")
+    assert pauses.current_pause(engine, "paypal", now=NOW) is None
+    assert maintenance.resume_gateway(engine, ADMIN, "paypal", now=NOW) is None
+    first, second = _rows(engine, tables.admin_audit)
+    assert (first["action"], first["entity_type"], first["entity_id"]) == (
+        "resume_gateway",
+        "gateway",
+        "paypal",
+    )
+    assert (first["from_status"], first["to_status"], first["run_id"]) == (
+        "paused",
+        "resumed",
+        "run-42",
+    )
+    assert first["details"]["reason"] == "token refused"
+    assert (second["from_status"], second["details"]) == (None, {})
+    with pytest.raises(ValueError, match="unknown gateway"):
+        maintenance.resume_gateway(engine, ADMIN, "swift", now=NOW)
