@@ -190,15 +190,15 @@ def test_a_failed_check_alerts_once_and_the_cursor_prevents_a_repeat(instance, r
 def test_a_tick_past_its_time_budget_sends_nothing_more_and_keeps_the_cursor(
     instance, receiver, monkeypatch
 ):
-    from retry_pipelines.defs.alerts import sensors
+    from retry_pipelines.lib import alerting
 
     dg.materialize([invoice_totals, failure_rate_below_limit], instance=instance)
-    monkeypatch.setattr(sensors, "TICK_BUDGET_SECONDS", -1.0)
+    monkeypatch.setattr(alerting, "TICK_BUDGET_SECONDS", -1.0)
     result, cursor = _tick(instance)
     assert result.skip_message == "0 alert(s) sent; the rest wait for the next tick"
     assert cursor is None
     assert receiver.accepted == []
-    monkeypatch.setattr(sensors, "TICK_BUDGET_SECONDS", 30.0)
+    monkeypatch.setattr(alerting, "TICK_BUDGET_SECONDS", 30.0)
     result, cursor = _tick(instance, cursor)
     assert len(receiver.accepted) == 1
 

@@ -21,11 +21,10 @@ from retry_pipelines.defs.paypal.retry import (
     retryable_payout_batches_sensor,
 )
 from retry_pipelines.defs.reports.assets import retry_backlog
-from retry_pipelines.defs.reports.checks import breaker_not_stuck_open
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.domain.breaker import DEFAULT_BREAKER
 from retry_pipelines.domain.errors import ErrorType
-from retry_pipelines.engine.seed import seed_invoices
+from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import breakers
 from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines_tests.support.alert_receiver import SECRET, running_receiver
@@ -146,16 +145,25 @@ def test_breaker_settings_map_onto_the_domain_config():
         RetryInvoicesConfig(breaker_consecutive_threshold=0).breaker_config()
 
 
+FAR = (datetime.now(UTC) + timedelta(days=400)).date().isoformat()
+"""The FBR token's expiry in these tests: far off, so only the breaker check can fail."""
+
+
 def _backlog(engine, instance=None):
     result = dg.materialize(
-        [retry_backlog, breaker_not_stuck_open],
-        resources=_resources(engine.url.render_as_string(hide_password=False)),
+        [retry_backlog],
+        resources={
+            **_resources(engine.url.render_as_string(hide_password=False)),
+            "fbr": FbrResource(base_url="http://127.0.0.1:9", token=TOKEN, token_expires_on=FAR),
+        },
         instance=instance,
     )
     assert result.success
     [event] = result.asset_materializations_for_node("retry_backlog")
     metadata = {k: getattr(v, "value", v) for k, v in event.metadata.items()}
-    [check] = result.get_asset_check_evaluations()
+    [check] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "breaker_not_stuck_open"
+    ]
     return metadata, check
 
 
@@ -229,9 +237,12 @@ def test_a_breaker_stuck_open_alerts_through_the_check_alert_sensor(
         assert not check.passed
         location = dg.Definitions(
             assets=[retry_backlog],
-            asset_checks=[breaker_not_stuck_open],
             sensors=[asset_check_alert_sensor],
-            resources={"alert_webhook": AlertWebhookResource(), **_resources(sqlite_url)},
+            resources={
+                "alert_webhook": AlertWebhookResource(),
+                "fbr": FbrResource(base_url="http://127.0.0.1:9", token=TOKEN),
+                **_resources(sqlite_url),
+            },
         )
         with dg.build_sensor_context(
             instance=instance,

@@ -1,4 +1,5 @@
-"""The public names operators and schedules depend on, and the maintenance job and sensor."""
+"""The maintenance job and sensor, and the instance files the code location runs on (the public
+names are pinned in ``test_public_names``)."""
 
 import os
 import shutil
@@ -9,7 +10,6 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
-from retry_pipelines.definitions import defs
 from retry_pipelines.defs.maintenance.stuck_locks import release_stuck_locks, stuck_locks_sensor
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.demo import execute_job
@@ -18,20 +18,6 @@ from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _loaded():
-    return defs() if callable(defs) else defs
-
-
-def test_definitions_load_with_pinned_names():
-    loaded = _loaded()
-    assert loaded.resolve_job_def("release_stuck_locks").name == "release_stuck_locks"
-    assert loaded.resolve_sensor_def("stuck_locks_sensor").job_name == "release_stuck_locks"
-    for alert_sensor in ("run_failure_alert_sensor", "asset_check_alert_sensor"):
-        assert loaded.resolve_sensor_def(alert_sensor).name == alert_sensor
-    assert "db" in (loaded.resources or {})
-    assert "alert_webhook" in (loaded.resources or {})
 
 
 def _expire_some_leases(engine):
@@ -142,26 +128,3 @@ def test_postgres_instance_file_stores_runs_in_postgres(fresh_pg_url, monkeypatc
     )
     assert instance.get_run_by_id(result.run_id) is not None
     instance.dispose()
-
-
-def test_report_names_are_pinned():
-    loaded = _loaded()
-    graph = loaded.resolve_asset_graph()
-    for name in ("retry_metrics", "error_distribution_report", "retry_backlog"):
-        assert graph.get(dg.AssetKey(name)).group_name == "retry_reports"
-    assert graph.get(dg.AssetKey("retry_metrics")).partitions_def is not None
-    assert graph.get(dg.AssetKey("error_distribution_report")).partitions_def is not None
-    assert graph.get(dg.AssetKey("retry_backlog")).partitions_def is None
-    assert {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys} >= {
-        ("retry_metrics", "failure_rate_below_threshold"),
-        ("retry_metrics", "no_error_rate_spike"),
-        ("retry_backlog", "no_stuck_leases"),
-        ("retry_backlog", "no_duplicate_submissions"),
-        ("retry_backlog", "fbr_token_not_expiring"),
-    }
-    reports = loaded.resolve_schedule_def("daily_retry_reports_schedule")
-    assert reports.job_name == "daily_retry_reports"
-    assert reports.execution_timezone == "UTC"
-    backlog = loaded.resolve_schedule_def("retry_backlog_schedule")
-    assert (backlog.job_name, backlog.cron_schedule) == ("refresh_retry_backlog", "*/15 * * * *")
-    assert loaded.resolve_job_def("prune_attempt_history").name == "prune_attempt_history"

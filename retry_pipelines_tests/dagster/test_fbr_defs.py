@@ -1,36 +1,18 @@
-"""The FBR schedule and sensor: names, cron, run requests, run keys, cursor and skip reasons."""
+"""The FBR schedule and sensor: run requests, run keys, cursor and skip reasons."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from retry_pipelines.definitions import defs
 from retry_pipelines.defs.fbr.retry import (
     retry_failed_invoices,
     retry_failed_invoices_schedule,
     retryable_invoices_sensor,
-    submit_due_invoices,
 )
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.store import gateways
+from retry_pipelines.store import pauses as gateways
 from retry_pipelines_tests.support.factories import insert_invoices
-
-
-def test_names_cron_tags_and_pool_are_pinned():
-    loaded = defs()
-    job = loaded.resolve_job_def("retry_failed_invoices")
-    assert job.tags["retry_pipelines/gateway"] == "fbr"
-    assert {n.name for n in job.graph.node_defs} == {"sweep_invoice_leases", "submit_due_invoices"}
-    assert submit_due_invoices.pool == "fbr_api"
-    assert loaded.resolve_schedule_def("retry_failed_invoices_schedule").cron_schedule == (
-        "*/5 * * * *"
-    )
-    assert loaded.resolve_sensor_def("retryable_invoices_sensor").job_name == (
-        "retry_failed_invoices"
-    )
-    for name in ("requeue_dead_invoices", "resolve_held_invoice", "release_stuck_locks"):
-        assert loaded.resolve_job_def(name).name == name
 
 
 def test_schedule_requests_a_run_every_five_minutes(sqlite_url):

@@ -1,39 +1,29 @@
-"""PayPal names, crons, pool and tags are pinned; the payout sensor decides like the FBR one."""
+"""The payout sensor decides like the FBR one; PayPal admin runs queue behind PayPal runs."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from retry_pipelines.definitions import defs
-from retry_pipelines.defs.paypal.retry import (
-    retryable_payout_batches_sensor,
-    submit_due_batches,
-)
+from retry_pipelines.defs.paypal.retry import retryable_payout_batches_sensor
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.payouts import PayoutItem, record_batch
+from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
+from retry_pipelines.lib.tags import GATEWAY_TAG
 
 
-def test_paypal_names_crons_pool_and_tags():
+def test_paypal_admin_jobs_wait_for_a_paypal_run_in_flight():
+    """Every admin job carries its gateway's tag, as FBR's always did (this used to pin the
+    opposite): the instance runs one run per tag value, so a manual retry, override or re-pay
+    launched while retry_payout_batches is in flight waits for it instead of racing it for the
+    same batch (a manual retry would be refused by the cycle lock anyway)."""
     loaded = defs()
-    job = loaded.resolve_job_def("retry_payout_batches")
-    assert job.tags["retry_pipelines/gateway"] == "paypal"
-    assert submit_due_batches.pool == "paypal_api"
-    crons = {
-        name: loaded.resolve_schedule_def(name).cron_schedule
-        for name in ("retry_payout_batches_schedule", "reconcile_payout_batches_schedule")
-    }
-    assert crons == {
-        "retry_payout_batches_schedule": "*/10 * * * *",
-        "reconcile_payout_batches_schedule": "*/15 * * * *",
-    }
     for name in (
-        "reconcile_payout_batches",
+        "retry_payout_batches",
         "manual_retry_payout_batch",
         "override_payout_batch_status",
         "repay_payout_batch",
     ):
-        assert loaded.resolve_job_def(name).name == name
-    assert "retry_pipelines/gateway" not in loaded.resolve_job_def("manual_retry_payout_batch").tags
+        assert loaded.resolve_job_def(name).tags[GATEWAY_TAG] == "paypal", name
 
 
 def _evaluate(url):

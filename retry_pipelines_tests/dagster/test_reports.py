@@ -75,7 +75,7 @@ def test_daily_reports_materialize_exact_figures(engine):
     )
     assert checks["no_error_rate_spike"].passed  # no earlier day to compare with
 
-    frame = result.output_for_node("error_distribution_report")
+    frame = read_report(engine, ERRORS_REPORT, DAY, DAY + timedelta(days=1))
     transient = frame[(frame.gateway == "fbr") & (frame.error_type == "TRANSIENT")].iloc[0]
     assert (transient.failures, transient.share) == (3, pytest.approx(3 / 5))
     assert transient.top_message == "Internal Server Error"

@@ -8,33 +8,31 @@ import dagster as dg
 import pytest
 from sqlalchemy import insert
 
+from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.reports.assets import retry_backlog, retry_metrics
-from retry_pipelines.defs.reports.checks import (
-    fbr_token_not_expiring,
-    no_duplicate_submissions,
-    no_stuck_leases,
-)
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.store import claims, gateways
+from retry_pipelines.store import claims
+from retry_pipelines.store import tokens as gateways
 from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines.store.tables import retry_metrics_daily
 from retry_pipelines_tests.dagster.test_definitions import _expire_some_leases
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
 from retry_pipelines_tests.support.report_data import DAY, add_attempts, at, fail, ok
 
-BACKLOG = [retry_backlog, no_stuck_leases, no_duplicate_submissions, fbr_token_not_expiring]
 
-
-def _resources(engine):
-    return {"db": DatabaseResource(url=engine.url.render_as_string(hide_password=False))}
+def _resources(engine, token: str | None = None, expires_on: str | None = None):
+    return {
+        "db": DatabaseResource(url=engine.url.render_as_string(hide_password=False)),
+        "fbr": FbrResource(base_url="http://127.0.0.1:9", token=token, token_expires_on=expires_on),
+    }
 
 
 def _checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def _backlog_checks(engine):
-    result = dg.materialize(BACKLOG, resources=_resources(engine))
+def _backlog_checks(engine, token: str | None = None, expires_on: str | None = None):
+    result = dg.materialize([retry_backlog], resources=_resources(engine, token, expires_on))
     assert result.success
     return result, _checks(result)
 
@@ -208,8 +206,7 @@ def _jwt(exp: datetime) -> str:
 def test_token_check_fails_within_14_days_and_never_shows_the_token(sqlite_engine, monkeypatch):
     token = _jwt(datetime.now(UTC) + timedelta(days=3))
     monkeypatch.delenv("FBR_API_TOKEN_EXPIRES_AT", raising=False)
-    monkeypatch.setenv("FBR_API_TOKEN", token)
-    result, checks = _backlog_checks(sqlite_engine)
+    result, checks = _backlog_checks(sqlite_engine, token=token)
     check = checks["fbr_token_not_expiring"]
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.ERROR
@@ -220,18 +217,24 @@ def test_token_check_fails_within_14_days_and_never_shows_the_token(sqlite_engin
 
 
 def test_token_check_passes_beyond_14_days(sqlite_engine, monkeypatch):
-    monkeypatch.setenv("FBR_API_TOKEN", "opaque-static-token")
     monkeypatch.setenv(
         "FBR_API_TOKEN_EXPIRES_AT", (datetime.now(UTC) + timedelta(days=15)).isoformat()
     )
-    check = _backlog_checks(sqlite_engine)[1]["fbr_token_not_expiring"]
-    assert check.passed
-    assert check.metadata["source"].value == "FBR_API_TOKEN_EXPIRES_AT"
+    check = _backlog_checks(sqlite_engine, token="opaque-static-token")[1]
+    assert check["fbr_token_not_expiring"].passed
+    assert check["fbr_token_not_expiring"].metadata["source"].value == "FBR_API_TOKEN_EXPIRES_AT"
+
+
+def test_token_check_reads_the_fbr_resource_expiry_first(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("FBR_API_TOKEN_EXPIRES_AT", "next tuesday")  # not read: the resource wins
+    expires_on = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+    check = _backlog_checks(sqlite_engine, token="opaque", expires_on=expires_on)[1]
+    assert not check["fbr_token_not_expiring"].passed
+    assert 4 < check["fbr_token_not_expiring"].metadata["days_left"].value <= 5
 
 
 def test_token_check_uses_the_expiry_a_run_recorded(sqlite_engine, monkeypatch):
     monkeypatch.delenv("FBR_API_TOKEN_EXPIRES_AT", raising=False)
-    monkeypatch.delenv("FBR_API_TOKEN", raising=False)
     now = datetime.now(UTC)
     gateways.record_token(
         sqlite_engine,
@@ -252,11 +255,10 @@ def test_token_check_uses_the_expiry_a_run_recorded(sqlite_engine, monkeypatch):
 def test_token_check_fails_when_expiry_is_unknown_or_malformed(
     sqlite_engine, monkeypatch, expires_at, expected
 ):
-    monkeypatch.setenv("FBR_API_TOKEN", "opaque-static-token")
     if expires_at is None:
         monkeypatch.delenv("FBR_API_TOKEN_EXPIRES_AT", raising=False)
     else:
         monkeypatch.setenv("FBR_API_TOKEN_EXPIRES_AT", expires_at)
-    check = _backlog_checks(sqlite_engine)[1]["fbr_token_not_expiring"]
+    check = _backlog_checks(sqlite_engine, token="opaque-static-token")[1]["fbr_token_not_expiring"]
     assert not check.passed
     assert expected in check.description

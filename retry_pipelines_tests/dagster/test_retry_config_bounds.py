@@ -10,13 +10,15 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from retry_pipelines.defs.breaker import MIN_PACED_RATE
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.fbr.retry import RetryInvoicesConfig, retry_failed_invoices
+from retry_pipelines.defs.paypal.admin import ManualRetryConfig
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import RetryPayoutsConfig, retry_payout_batches
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.domain.policy import MAX_WAIT
+from retry_pipelines.domain.policy import FBR_DEFAULT, MAX_WAIT, PAYPAL_DEFAULT
+from retry_pipelines.lib.bounds import MIN_PACED_RATE
+from retry_pipelines.lib.settings import policy_overrides
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
 
@@ -130,6 +132,24 @@ def test_defaults_and_values_at_the_bounds_pass():
         paced_rate_per_second=MIN_PACED_RATE,
     )
     assert at_bounds.config_problems() == []
-    policy = at_bounds.policy()
+    policy = policy_overrides(at_bounds, FBR_DEFAULT)
     assert (policy.cooldown, policy.token_pause) == (MAX_WAIT, MAX_WAIT)
     assert at_bounds.breaker_config().rate_per_second == MIN_PACED_RATE
+
+
+def test_every_config_reaches_the_policy_the_same_way():
+    """Empty fields keep the gateway's defaults; a field a config lacks is never an override."""
+    assert policy_overrides(RetryPayoutsConfig(), PAYPAL_DEFAULT) == PAYPAL_DEFAULT
+    assert policy_overrides(RetryInvoicesConfig(), FBR_DEFAULT) == FBR_DEFAULT.with_overrides(
+        hold_ambiguous=True
+    )
+    fbr = RetryInvoicesConfig(max_retries=2, token_pause_seconds=60.0, hold_ambiguous=False)
+    assert policy_overrides(fbr, FBR_DEFAULT) == FBR_DEFAULT.with_overrides(
+        max_retries=2, token_pause=60.0, hold_ambiguous=False
+    )
+    manual = ManualRetryConfig(
+        batch_id=1, admin_id="finance-sara", reason="account funded", base_delay_seconds=10.0
+    )
+    assert policy_overrides(manual, PAYPAL_DEFAULT) == PAYPAL_DEFAULT.with_overrides(
+        base_delay=10.0
+    )

@@ -4,15 +4,13 @@ A breaker that *stays* open is reported by the ``breaker_not_stuck_open`` check 
 ``retry_backlog``, which ``asset_check_alert_sensor`` alerts on like any failed check.
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from retry_pipelines.alerts import Alert
 from retry_pipelines.alerts.payload import BREAKER_OPENED
 from retry_pipelines.defs.alerts.resources import AlertWebhookResource
-from retry_pipelines.defs.alerts.sensors import FIRST_TICK_LOOKBACK, send_in_order
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.lib.alerting import alert_tick
 from retry_pipelines.store import breakers
 
 CHANGE_BATCH = 50
@@ -38,8 +36,12 @@ def breaker_opened_alert(change: breakers.ChangeRow) -> Alert:
     )
 
 
+def _opened_alert(change: breakers.ChangeRow) -> Alert | None:
+    """The alert of a change that opened a closed breaker; other changes send nothing."""
+    return breaker_opened_alert(change) if (change.from_state, change.to_state) == OPENED else None
+
+
 @dg.sensor(
-    name="breaker_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description=(
@@ -50,19 +52,16 @@ def breaker_opened_alert(change: breakers.ChangeRow) -> Alert:
 def breaker_alert_sensor(
     context: dg.SensorEvaluationContext, db: DatabaseResource, alert_webhook: AlertWebhookResource
 ):
-    if alert_webhook.settings() is None:
-        return dg.SkipReason(alert_webhook.not_configured_reason())
-    after = int(context.cursor) if context.cursor else None
-    since = None if after is not None else datetime.now(UTC) - FIRST_TICK_LOOKBACK
-    rows = breakers.changes(db.engine, after_id=after, since=since, limit=CHANGE_BATCH)
-    if not rows:
-        return dg.SkipReason("no new breaker state changes")
-    pending = (
-        (row.id, breaker_opened_alert(row) if (row.from_state, row.to_state) == OPENED else None)
-        for row in rows
+    return alert_tick(
+        context,
+        alert_webhook,
+        read=lambda after, since: breakers.changes(
+            db.engine, after_id=after, since=since, limit=CHANGE_BATCH
+        ),
+        alerts=lambda rows: ((row.id, _opened_alert(row)) for row in rows),
+        none_new="no new breaker state changes",
+        done=lambda read: f"breaker alert(s) sent; {read} state change(s) read",
     )
-    done = f"breaker alert(s) sent; {len(rows)} state change(s) read"
-    return send_in_order(context, alert_webhook, pending, done)
 
 
 @dg.definitions

@@ -8,40 +8,20 @@ Both run by default: with no webhook configured they only skip, naming the missi
 and touch nothing.
 """
 
-import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from retry_pipelines.alerts import Alert, Delivery, send
+from retry_pipelines.alerts import Alert
 from retry_pipelines.alerts.payload import ASSET_CHECK_FAILURE, RUN_FAILURE
 from retry_pipelines.defs.alerts.resources import AlertWebhookResource
+from retry_pipelines.lib.alerting import alert_tick, deliver
+from retry_pipelines.lib.tags import GATEWAY_TAG
 
-GATEWAY_TAG = "retry_pipelines/gateway"
 CHECK_BATCH = 20
 """Failed-check evaluations read per tick; more wait for the next tick."""
-TICK_BUDGET_SECONDS = 30.0
-"""No new delivery starts after this long in one tick: with one delivery's worst case (3
-attempts of at most 5 s, plus backoff) the tick still ends well within Dagster's 60 s sensor
-timeout, so its cursor is saved and a slow receiver cannot make every tick resend the same
-alerts."""
-FIRST_TICK_LOOKBACK = timedelta(hours=24)
-"""With no cursor yet (a new or reset sensor), only evaluations this recent are alerted on, so
-switching the sensor on does not replay the instance's whole history."""
-
-
-def _deliver(
-    context: dg.SensorEvaluationContext, webhook: AlertWebhookResource, alert: Alert
-) -> Delivery | dg.SkipReason:
-    settings = webhook.settings()
-    if settings is None:
-        return dg.SkipReason(webhook.not_configured_reason())
-    delivery = send(alert, settings, secrets=webhook.known_secrets())
-    message = f"alert {alert.id} to {settings.destination}: {delivery.describe()}"
-    (context.log.info if delivery.delivered else context.log.error)(message)
-    return delivery
 
 
 def _step_errors(context: dg.RunFailureSensorContext) -> list[dict]:
@@ -77,7 +57,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> Alert:
 
 
 @dg.run_failure_sensor(
-    name="run_failure_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description=(
@@ -88,7 +67,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> Alert:
 def run_failure_alert_sensor(
     context: dg.RunFailureSensorContext, alert_webhook: AlertWebhookResource
 ):
-    outcome = _deliver(context, alert_webhook, run_failure_alert(context))
+    outcome = deliver(context, alert_webhook, run_failure_alert(context))
     if isinstance(outcome, dg.SkipReason):
         return outcome
     if not outcome.delivered:
@@ -107,9 +86,13 @@ def location_check_keys(repository_def: dg.RepositoryDefinition) -> set[dg.Asset
 
 
 def check_evaluations(
-    instance: dg.DagsterInstance, after: int | None, *, now: datetime, limit: int = CHECK_BATCH
+    instance: dg.DagsterInstance,
+    after: int | None,
+    since: datetime | None = None,
+    limit: int = CHECK_BATCH,
 ) -> Sequence[dg.EventLogRecord]:
-    """ASSET_CHECK_EVALUATION records after storage id ``after``, oldest first.
+    """ASSET_CHECK_EVALUATION records after storage id ``after`` (or, with none, since ``since``),
+    oldest first.
 
     ``get_event_records`` is public but deprecated for Dagster 2.0, and 1.13 offers no narrower
     reader for check evaluations across checks (there are ones for materializations, observations
@@ -118,7 +101,7 @@ def check_evaluations(
     records_filter = dg.EventRecordsFilter(
         event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
         after_cursor=after,
-        after_timestamp=None if after is not None else (now - FIRST_TICK_LOOKBACK).timestamp(),
+        after_timestamp=since.timestamp() if after is None and since is not None else None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -167,33 +150,7 @@ def _alerts_in_location(
         yield record.storage_id, alert
 
 
-def send_in_order(
-    context: dg.SensorEvaluationContext,
-    webhook: AlertWebhookResource,
-    pending: Iterable[tuple[int, Alert | None]],
-    done: str,
-) -> dg.SkipReason:
-    """Send each event's alert (``None``: nothing to send) in order, moving the cursor past each
-    event handled. Stops with the cursor before an event whose alert was not delivered (the next
-    tick sends it again) and once the tick's time budget is spent; else says ``N {done}``."""
-    sent = 0
-    started = time.monotonic()
-    for cursor, alert in pending:
-        if alert is not None:
-            if time.monotonic() - started > TICK_BUDGET_SECONDS:
-                return dg.SkipReason(f"{sent} alert(s) sent; the rest wait for the next tick")
-            outcome = _deliver(context, webhook, alert)
-            if isinstance(outcome, dg.SkipReason):
-                return outcome
-            if not outcome.delivered:
-                return dg.SkipReason(f"{sent} alert(s) sent; {alert.subject}: {outcome.describe()}")
-            sent += 1
-        context.update_cursor(str(cursor))
-    return dg.SkipReason(f"{sent} {done}")
-
-
 @dg.sensor(
-    name="asset_check_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description=(
@@ -204,15 +161,14 @@ def send_in_order(
 def asset_check_alert_sensor(
     context: dg.SensorEvaluationContext, alert_webhook: AlertWebhookResource
 ):
-    if alert_webhook.settings() is None:
-        return dg.SkipReason(alert_webhook.not_configured_reason())
-    after = int(context.cursor) if context.cursor else None
-    records = check_evaluations(context.instance, after, now=datetime.now(UTC))
-    if not records:
-        return dg.SkipReason("no new asset check evaluations")
-    pending = _alerts_in_location(context, records)
-    done = f"failed check alert(s) sent; {len(records)} evaluation(s) read"
-    return send_in_order(context, alert_webhook, pending, done)
+    return alert_tick(
+        context,
+        alert_webhook,
+        read=lambda after, since: check_evaluations(context.instance, after, since),
+        alerts=lambda records: _alerts_in_location(context, records),
+        none_new="no new asset check evaluations",
+        done=lambda read: f"failed check alert(s) sent; {read} evaluation(s) read",
+    )
 
 
 @dg.definitions

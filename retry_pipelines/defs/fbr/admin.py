@@ -1,19 +1,20 @@
 """Operator jobs for FBR invoices, launched from the launchpad; every action is audited."""
 
 from datetime import UTC, datetime
+from functools import partial
 
 import dagster as dg
 
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine import admin as actions
-from retry_pipelines.engine.admin import Actor
+from retry_pipelines.engine.actor import Actor
+from retry_pipelines.engine.fbr import admin as actions
+from retry_pipelines.lib.admin import AdminConfig, admin_action
+from retry_pipelines.lib.tags import FBR, gateway_tags
 
 
-class RequeueDeadInvoicesConfig(dg.Config):
+class RequeueDeadInvoicesConfig(AdminConfig):
     """Which dead-lettered invoices to retry again, after their data or configuration was fixed."""
 
-    admin_id: str
-    reason: str
     error_code: str | None = None
     error_type: str | None = None
     failed_after: str | None = None
@@ -23,14 +24,12 @@ class RequeueDeadInvoicesConfig(dg.Config):
     dry_run: bool = True
 
 
-class ResolveHeldInvoiceConfig(dg.Config):
+class ResolveHeldInvoiceConfig(AdminConfig):
     """Settle an invoice held because its post may already have reached FBR."""
 
     invoice_id: int
     action: str
     """mark_submitted (give fbr_invoice_number), release (re-post it) or abandon."""
-    admin_id: str
-    reason: str
     fbr_invoice_number: str | None = None
 
 
@@ -45,21 +44,24 @@ def _when(value: str | None) -> datetime | None:
 def requeue_matching_dead_invoices(
     context: dg.OpExecutionContext, config: RequeueDeadInvoicesConfig, db: DatabaseResource
 ) -> list[int]:
-    actor = Actor(config.admin_id, config.reason, context.run_id)
-    ids = actions.requeue_dead_invoices(
-        db.engine,
-        actor,
-        now=datetime.now(UTC),
-        error_code=config.error_code,
-        error_type=config.error_type,
-        failed_after=_when(config.failed_after),
-        failed_before=_when(config.failed_before),
-        limit=config.limit,
-        dry_run=config.dry_run,
+    def requeue(actor: Actor, now: datetime) -> list[int]:
+        return actions.requeue_dead_invoices(
+            db.engine,
+            actor,
+            now=now,
+            error_code=config.error_code,
+            error_type=config.error_type,
+            failed_after=_when(config.failed_after),
+            failed_before=_when(config.failed_before),
+            limit=config.limit,
+            dry_run=config.dry_run,
+        )
+
+    shown = {"dry_run": config.dry_run}
+    ids = admin_action(
+        context, config, db, requeue, lambda ids: {**shown, "count": len(ids), "ids": ids[:100]}
     )
-    verb = "would requeue" if config.dry_run else "requeued"
-    context.log.info(f"{verb} {len(ids)} invoice(s)")
-    context.add_output_metadata({"count": len(ids), "dry_run": config.dry_run, "ids": ids[:100]})
+    context.log.info(f"{'would requeue' if config.dry_run else 'requeued'} {len(ids)} invoice(s)")
     return ids
 
 
@@ -67,34 +69,31 @@ def requeue_matching_dead_invoices(
 def resolve_one_held_invoice(
     context: dg.OpExecutionContext, config: ResolveHeldInvoiceConfig, db: DatabaseResource
 ) -> str:
-    actor = Actor(config.admin_id, config.reason, context.run_id)
-    status = actions.resolve_held_invoice(
-        db.engine,
-        actor,
+    shown = {"invoice_id": config.invoice_id, "action": config.action}
+    settle = partial(
+        actions.resolve_held_invoice,
         invoice_id=config.invoice_id,
         action=config.action,
-        now=datetime.now(UTC),
         fbr_invoice_number=config.fbr_invoice_number,
     )
-    status = str(getattr(status, "value", status))  # metadata holds plain JSON values only
-    context.add_output_metadata(
-        {"invoice_id": config.invoice_id, "action": config.action, "new_status": status}
+    return admin_action(
+        context,
+        config,
+        db,
+        lambda actor, now: settle(db.engine, actor, now=now),
+        lambda status: {**shown, "new_status": status},
     )
-    return status
 
 
 @dg.job(
-    tags={"retry_pipelines/gateway": "fbr"},
+    tags=gateway_tags(FBR),
     description="Requeue dead-lettered FBR invoices by error code, type or date (dry run first).",
 )
 def requeue_dead_invoices():
     requeue_matching_dead_invoices()
 
 
-@dg.job(
-    tags={"retry_pipelines/gateway": "fbr"},
-    description="Resolve an FBR invoice held for reconciliation.",
-)
+@dg.job(tags=gateway_tags(FBR), description="Resolve an FBR invoice held for reconciliation.")
 def resolve_held_invoice():
     resolve_one_held_invoice()
 

@@ -1,5 +1,7 @@
-"""Report assets: daily retry metrics and error distributions (partitioned by UTC day, also kept
-in report tables), and a backlog snapshot every 15 minutes."""
+"""Report assets: daily retry metrics and error distributions (partitioned by UTC day, kept in
+report tables, so the assets return metadata only and nothing is pickled), and a backlog snapshot
+every 15 minutes. Every asset check is declared on its asset (``check_specs``) and decided from the
+data the asset just computed."""
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -8,20 +10,41 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from retry_pipelines.defs.reports.metadata import check_result, numeric_metadata, table_records
+from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.lib.metadata import (
+    backlog_metadata,
+    check_result,
+    numeric_metadata,
+    table_records,
+)
 from retry_pipelines.reports import checks, storage
-from retry_pipelines.reports.backlog import backlog
+from retry_pipelines.reports.backlog import backlog, duplicate_successes
 from retry_pipelines.reports.errors import error_distribution
 from retry_pipelines.reports.metrics import COLUMNS as METRIC_COLUMNS
 from retry_pipelines.reports.metrics import retry_metrics as compute_retry_metrics
 from retry_pipelines.reports.render import markdown_table
+from retry_pipelines.reports.tokens import (
+    EXPIRES_AT_ENV,
+    TOKEN_ENV,
+    fbr_token_expiry,
+    recorded_expiry,
+)
 from retry_pipelines.store.queues import QUEUES
 
 GROUP = "retry_reports"
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
 FAILURE_RATE_CHECK = "failure_rate_below_threshold"
 SPIKE_CHECK = "no_error_rate_spike"
+BACKLOG_CHECKS = {
+    "no_stuck_leases": "No lease has expired while its item is still processing.",
+    "no_duplicate_submissions": "No invoice or payout batch has more than one successful attempt.",
+    "fbr_token_not_expiring": "The FBR token stays valid for more than 14 days (the fbr "
+    "resource's token_expires_on, else FBR_API_TOKEN_EXPIRES_AT, the token's JWT exp claim, or "
+    "the expiry a run recorded).",
+    "breaker_not_stuck_open": "No gateway's circuit breaker has been open (or half-open) for "
+    "longer than 30 minutes in one stretch; asset_check_alert_sensor alerts when it fails.",
+}
 
 ERROR_SCHEMA = dg.TableSchema(
     columns=[
@@ -108,11 +131,10 @@ def retry_metrics(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg
 )
 def error_distribution_report(
     context: dg.AssetExecutionContext, db: DatabaseResource
-) -> dg.Output[pd.DataFrame]:
+) -> dg.MaterializeResult:
     frame, _ = _store_partition(context, db, storage.ERRORS_REPORT, error_distribution)
     failures = frame.groupby("gateway")["failures"].sum()
-    return dg.Output(
-        frame,
+    return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
             **{f"{g}/failures": int(failures.get(g, 0)) for g in QUEUES},
@@ -125,52 +147,46 @@ def error_distribution_report(
 @dg.asset(
     group_name=GROUP,
     kinds={"sql"},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="retry_backlog", description=description)
+        for name, description in BACKLOG_CHECKS.items()
+    ],
     description="Snapshot of the queues: items by status, due items and the oldest one's wait, "
     "live and expired leases, paused gateways, each gateway's circuit breaker and retry budget.",
 )
-def retry_backlog(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
-    snapshot = backlog(db.engine, now=datetime.now(UTC))
-    metadata: dict = {}
-    for gateway, b in snapshot.gateways.items():
-        for status in sorted(QUEUES[gateway].machine.states):
-            metadata[f"{gateway}/items/{status}"] = b.by_status.get(status, 0)
-        metadata[f"{gateway}/due"] = b.due
-        metadata[f"{gateway}/oldest_due_age_seconds"] = float(b.oldest_due_age_seconds or 0.0)
-        metadata[f"{gateway}/live_leases"] = b.live_leases
-        metadata[f"{gateway}/expired_leases"] = b.expired_leases
-    paused = pd.DataFrame(
-        [(p.gateway, p.until.isoformat(), p.reason) for p in snapshot.paused],
-        columns=["gateway", "paused_until", "reason"],
-    )
-    metadata["paused_gateways"] = dg.MetadataValue.md(markdown_table(paused))
-    for gateway, f in snapshot.breakers.items():
-        metadata[f"{gateway}/breaker/state"] = f.state
-        metadata[f"{gateway}/breaker/open_for_seconds"] = f.open_for_seconds
-        metadata[f"{gateway}/breaker/trips"] = f.trips
-        metadata[f"{gateway}/breaker/window_calls"] = f.window_calls
-        metadata[f"{gateway}/breaker/window_failures"] = f.window_failures
-        metadata[f"{gateway}/breaker/window_retries"] = f.window_retries
-        metadata[f"{gateway}/breaker/retry_allowance"] = (
-            -1 if f.retry_allowance is None else f.retry_allowance
-        )
-        metadata[f"{gateway}/breaker/rate_factor"] = f.rate_factor
-    breakers = pd.DataFrame(
-        [
-            (
-                f.gateway,
-                f.state,
-                f.open_until.isoformat() if f.open_until else "",
-                f.retry_allowance if f.retry_allowance is not None else "no limit",
-                f.rate_factor,
-                f.reason,
-            )
-            for f in snapshot.breakers.values()
+def retry_backlog(
+    context: dg.AssetExecutionContext, db: DatabaseResource, fbr: FbrResource
+) -> dg.MaterializeResult:
+    now = datetime.now(UTC)
+    snapshot = backlog(db.engine, now=now)
+    return dg.MaterializeResult(
+        metadata=backlog_metadata(snapshot),
+        check_results=[
+            check_result("no_stuck_leases", checks.no_stuck_leases(snapshot)),
+            check_result(
+                "no_duplicate_submissions",
+                checks.no_duplicate_submissions(duplicate_successes(db.engine)),
+            ),
+            _token_check(db, fbr, now),
+            check_result("breaker_not_stuck_open", checks.breaker_not_stuck_open(snapshot)),
         ],
-        columns=["gateway", "breaker", "open_until", "retries_left", "rate_factor", "reason"],
     )
-    metadata["breakers"] = dg.MetadataValue.md(markdown_table(breakers))
-    metadata["by_status"] = dg.MetadataValue.md(markdown_table(snapshot.by_status()))
-    return dg.MaterializeResult(metadata=metadata)
+
+
+def _token_check(db: DatabaseResource, fbr: FbrResource, now: datetime) -> dg.AssetCheckResult:
+    """The FBR token's expiry, from the ``fbr`` resource's settings (never shown), else the
+    ``FBR_API_TOKEN_EXPIRES_AT`` variable, else what a run recorded."""
+    settings = {
+        TOKEN_ENV: fbr.token or "",
+        EXPIRES_AT_ENV: fbr.token_expires_on or dg.EnvVar(EXPIRES_AT_ENV).get_value() or "",
+    }
+    try:
+        expiry = fbr_token_expiry(settings, recorded_expiry(db.engine))
+    except ValueError as exc:  # a malformed date; the message names the variable, not the token
+        return dg.AssetCheckResult(
+            check_name="fbr_token_not_expiring", passed=False, description=str(exc)
+        )
+    return check_result("fbr_token_not_expiring", checks.token_expiry(expiry, now=now))
 
 
 daily_retry_reports = dg.define_asset_job(

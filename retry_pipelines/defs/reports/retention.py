@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.admin import Actor
+from retry_pipelines.lib.admin import actor as make_actor
 from retry_pipelines.reports.retention import prune_attempt_history as prune
 
 
@@ -23,7 +23,7 @@ def prune_old_attempts(
     context: dg.OpExecutionContext, config: PruneAttemptHistoryConfig, db: DatabaseResource
 ) -> dict:
     # Deleting history is an admin action: the same checks (and allowlist) as any other.
-    actor = Actor(config.admin_id, f"retention: keep {config.keep_days} days", context.run_id)
+    actor = make_actor(context, db, config.admin_id, f"retention: keep {config.keep_days} days")
     result = prune(
         db.engine,
         keep_days=config.keep_days,

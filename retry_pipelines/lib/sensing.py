@@ -1,14 +1,18 @@
 """What a retry sensor decides, the same for every gateway: skip while the gateway is paused, its
 circuit breaker is open or a run is in flight, skip when nothing is due, else one run per minute
-(run key) with the due count. The retry schedules skip for the same gateway reasons."""
+(run key) with the due count. The retry schedules skip for the same gateway reasons.
+
+``retry_schedule`` and ``retry_sensor`` build a gateway's schedule and sensor from its job and
+queue, so both gateways decide alike."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
 from sqlalchemy import Engine
 
+from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.engine.status import queue_status
-from retry_pipelines.store import breakers, gateways
+from retry_pipelines.store import breakers, pauses
 from retry_pipelines.store.queues import WorkQueue
 
 IN_FLIGHT = [
@@ -21,7 +25,7 @@ IN_FLIGHT = [
 
 def gateway_down_reason(engine: Engine, queue: WorkQueue, *, now: datetime) -> str | None:
     """Why nothing should be sent to the gateway now (a pause, an open breaker), or None."""
-    pause = gateways.current_pause(engine, queue.name, now=now)
+    pause = pauses.current_pause(engine, queue.name, now=now)
     if pause is not None:
         return f"gateway {queue.name} paused until {pause.until.isoformat()}: {pause.reason}"
     breaker = breakers.current(engine, queue.name)
@@ -54,3 +58,38 @@ def retry_sensor_result(
     key = now.strftime("%Y%m%dT%H%M")
     context.update_cursor(key)
     return dg.RunRequest(run_key=f"{job_name}-{key}", tags={"due_items": str(due)})
+
+
+def retry_schedule(job: dg.JobDefinition, queue: WorkQueue, cron: str) -> dg.ScheduleDefinition:
+    """``{job}_schedule``: a run of ``job`` at each ``cron`` tick (UTC), skipped while ``queue``'s
+    gateway is paused or its circuit breaker is open."""
+    description = (
+        f"Run {job.name} at {cron} (UTC), unless {queue.name} is paused or its circuit breaker "
+        "is open."
+    )
+
+    @dg.schedule(
+        name=f"{job.name}_schedule",
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        job=job,
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, db: DatabaseResource):
+        return retry_schedule_result(db.engine, queue)
+
+    return _schedule
+
+
+def retry_sensor(name: str, job: dg.JobDefinition, queue: WorkQueue) -> dg.SensorDefinition:
+    """A sensor launching ``job`` as soon as ``queue`` has due items (``retry_sensor_result``)."""
+    description = (
+        f"Launch {job.name} as soon as items are due, unless {queue.name} is paused, its circuit "
+        "breaker is open or a run is already in flight."
+    )
+
+    @dg.sensor(name=name, job=job, minimum_interval_seconds=60, description=description)
+    def _sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
+        return retry_sensor_result(context, db.engine, queue, job.name)
+
+    return _sensor
