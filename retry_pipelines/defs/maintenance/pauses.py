@@ -1,7 +1,7 @@
 """Lift a gateway pause (a rate limit or a failed token) before it ends, once the cause is fixed.
 
 The sensors and schedules skip a paused gateway until the pause ends; this admin job ends it now,
-audited like every admin action."""
+audited in the same transaction (``engine.maintenance.resume_gateway``)."""
 
 from enum import Enum
 
@@ -9,9 +9,9 @@ import dagster as dg
 from pydantic import Field
 
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.engine.actor import audit
+from retry_pipelines.engine import maintenance
 from retry_pipelines.lib.admin import AdminConfig, admin_action
-from retry_pipelines.store import pauses
+from retry_pipelines.store.pauses import Pause
 
 
 class Gateway(Enum):
@@ -30,34 +30,19 @@ def resume_one_gateway(
     context: dg.OpExecutionContext, config: ResumeGatewayConfig, db: DatabaseResource
 ) -> str | None:
     gateway = config.gateway.value
-
-    def resume(actor, now) -> str | None:
-        pause = pauses.current_pause(db.engine, gateway, now=now)
-        pauses.resume(db.engine, gateway, now=now)
-        lifted = {"paused_until": pause.until.isoformat(), "reason": pause.reason} if pause else {}
-        with db.engine.begin() as conn:
-            audit(
-                conn,
-                actor,
-                "resume_gateway",
-                gateway,
-                "paused" if pause else None,
-                "resumed",
-                now,
-                details=lifted,
-                entity="gateway",
-            )
-        return lifted.get("paused_until")
-
-    until = admin_action(
+    pause = admin_action(
         context,
         config,
         db,
-        resume,
-        lambda until: {"gateway": gateway, "was_paused_until": until or "not paused"},
+        lambda actor, now: maintenance.resume_gateway(db.engine, actor, gateway, now=now),
+        lambda ended: {"gateway": gateway, "was_paused_until": _until(ended) or "not paused"},
     )
-    context.log.info(f"gateway {gateway} resumed" + (f" (paused until {until})" if until else ""))
-    return until
+    context.log.info(f"gateway {gateway} resumed (paused until {_until(pause) or 'not paused'})")
+    return _until(pause)
+
+
+def _until(pause: Pause | None) -> str | None:
+    return pause.until.isoformat() if pause else None
 
 
 @dg.job(description="Resume a paused gateway (fbr or paypal) now (admin; audited).")
