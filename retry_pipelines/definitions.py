@@ -1,4 +1,7 @@
-"""Entry point of the ``retry_pipelines`` code location: everything under ``defs/``, autoloaded."""
+"""Entry point of the ``retry_pipelines`` code location: everything under ``defs/``, autoloaded.
+
+``load_from_defs_folder`` imports every module under ``defs/``; the helpers those modules share
+live in ``retry_pipelines.lib``, outside it."""
 
 from pathlib import Path
 
