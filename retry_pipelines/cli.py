@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import decimal
+import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -173,7 +174,9 @@ def cmd_demo(args) -> int:
         return 2
     from retry_pipelines.demo import run_demo
 
-    return run_demo(database_url(args.database_url), count=args.count)
+    # Unless a database is named, the demo makes a fresh one of its own (see run_demo).
+    given = args.database_url or os.environ.get(DATABASE_URL_ENV)
+    return run_demo(given, count=args.count)
 
 
 def _sandbox_missing() -> bool:
