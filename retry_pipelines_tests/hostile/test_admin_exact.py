@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.factories import insert_invoices
+from retry_pipelines_tests.support.processes import run_at_barrier
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 REASON = "sale types corrected in the ERP"
@@ -65,19 +65,7 @@ def _override_worker(url: str, batch_id: int, admin_id: str, barrier, out: str) 
 
 
 def _race(target, args_for, tmp_path, processes=2):
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(processes)
-    outs = [tmp_path / f"out-{n}.txt" for n in range(processes)]
-    workers = [
-        ctx.Process(target=target, args=(*args_for(n), barrier, str(out)))
-        for n, out in enumerate(outs)
-    ]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=120)
-    assert [w.exitcode for w in workers] == [0] * processes
-    return [out.read_text() for out in outs]
+    return run_at_barrier(target, [args_for(n) for n in range(processes)], tmp_path, timeout=120)
 
 
 def _audits(engine):

@@ -15,7 +15,7 @@ from retry_pipelines.store.db import make_engine
 from retry_pipelines.store.queues import QUEUES
 
 
-def claim_until_empty(url: str, queue_name: str, batch: int, out: str, barrier) -> None:
+def claim_until_empty(url: str, queue_name: str, batch: int, barrier, out: str) -> None:
     """Claim and finish batches until nothing is due; write every claimed id to ``out``."""
     queue = QUEUES[queue_name]
     engine = make_engine(url)
@@ -116,7 +116,7 @@ def record_same_batch(db_url: str, barrier, out: str) -> None:
 
 
 def record_payees(
-    db_url: str, barrier, out: str, sender_item_ids: list[str], days_later: float = 0.0
+    db_url: str, sender_item_ids: list[str], days_later: float, barrier, out: str
 ) -> None:
     """Record a batch paying these payee lines, ``days_later`` after now; write the outcome."""
     from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch

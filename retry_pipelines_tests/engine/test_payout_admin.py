@@ -110,35 +110,22 @@ def test_the_same_operators_second_manual_retry_is_refused_too(engine):
 
 def test_two_concurrent_manual_retries_in_two_processes_one_is_refused(db_url, tmp_path):
     import json
-    import multiprocessing
 
     from retry_pipelines.store.db import make_engine
     from retry_pipelines_tests.support.paypal import running_paypal
+    from retry_pipelines_tests.support.processes import run_at_barrier
     from retry_pipelines_tests.support.workers import manual_retry_once
 
     engine = make_engine(db_url)
     batch_id = _batch(engine, "dead")
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
     admins = {"finance-sara": "run-a", "finance-ali": "run-b"}
-    outs = {admin: tmp_path / admin for admin in admins}
     # 1 s per request (token, create): the first retry holds the cycle lock for seconds, far
     # longer than the second needs to get from the barrier to the lock.
     with running_paypal(latency_ms=1000) as (server, sandbox):
-        procs = [
-            ctx.Process(
-                target=manual_retry_once,
-                args=(db_url, server.url, batch_id, admin, run, barrier, str(outs[admin])),
-            )
-            for admin, run in admins.items()
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=120)
+        args = [(db_url, server.url, batch_id, admin, run) for admin, run in admins.items()]
+        outcomes = run_at_barrier(manual_retry_once, args, tmp_path, timeout=120)
         stats = sandbox.stats()
-    assert [p.exitcode for p in procs] == [0, 0]
-    results = {admin: json.loads(out.read_text()) for admin, out in outs.items()}
+    results = {admin: json.loads(out) for admin, out in zip(admins, outcomes, strict=True)}
     [winner] = [a for a, r in results.items() if "refused" not in r]
     [loser] = [a for a, r in results.items() if "refused" in r]
     assert results[winner] == {"claimed": 1, "succeeded": 1}

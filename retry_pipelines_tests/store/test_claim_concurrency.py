@@ -1,6 +1,5 @@
 """Many OS processes claiming from one table: every row is claimed exactly once, none is lost."""
 
-import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -10,25 +9,15 @@ from sqlalchemy import func, select
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.factories import insert_invoices
+from retry_pipelines_tests.support.processes import run_at_barrier
 from retry_pipelines_tests.support.workers import claim_until_empty
 
 
 def _race(url, tmp_path, processes, rows, batch):
     engine = make_engine(url)
     ids = insert_invoices(engine, rows, now=datetime.now(UTC))
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(processes)
-    outs = [tmp_path / f"claimed-{i}.txt" for i in range(processes)]
-    workers = [
-        ctx.Process(target=claim_until_empty, args=(url, "fbr", batch, str(out), barrier))
-        for out in outs
-    ]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=300)
-    assert [w.exitcode for w in workers] == [0] * processes
-    per_worker = [[int(x) for x in out.read_text().split()] for out in outs]
+    outcomes = run_at_barrier(claim_until_empty, [(url, "fbr", batch)] * processes, tmp_path)
+    per_worker = [[int(x) for x in out.split()] for out in outcomes]
     claimed = Counter(i for ids_ in per_worker for i in ids_)
     with engine.connect() as conn:
         by_status = dict(

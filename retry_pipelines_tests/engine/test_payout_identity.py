@@ -2,7 +2,6 @@
 cycle at any age until the batch is canceled or denied; paying again on purpose is an audited
 re-pay. Proven on both databases, from several processes at once, and at the schema level."""
 
-import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from retry_pipelines.engine.paypal.reconcile import _apply
 from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import migrate, tables
 from retry_pipelines.store.payouts import conflicts
+from retry_pipelines_tests.support.processes import run_at_barrier
 from retry_pipelines_tests.support.workers import record_payees
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -159,19 +159,7 @@ def test_the_schema_refuses_a_second_holder_even_without_the_check(engine):
 
 
 def _race(db_url, tmp_path, plans):
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(len(plans))
-    outs = [tmp_path / f"out-{n}" for n in range(len(plans))]
-    procs = [
-        ctx.Process(target=record_payees, args=(db_url, barrier, str(out), ids, days))
-        for out, (ids, days) in zip(outs, plans, strict=True)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert all(p.exitcode == 0 for p in procs)
-    return [o.read_text() for o in outs]
+    return run_at_barrier(record_payees, [(db_url, ids, days) for ids, days in plans], tmp_path)
 
 
 def test_processes_recording_the_same_batch_a_day_apart_record_it_once(db_url, tmp_path):

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from retry_pipelines.engine.fbr import retry_invoices
 from retry_pipelines.engine.pipeline import RunOptions
-from retry_pipelines.store import pauses as gateways
-from retry_pipelines.store import tables
+from retry_pipelines.store import pauses, tables
 from retry_pipelines_tests.support.factories import insert_invoices
 from retry_pipelines_tests.support.fbr import FAST, TOKEN, make_client
 from retry_pipelines_tests.support.scripted import Answer, scripted_gateway
@@ -41,7 +40,7 @@ def test_a_forbidden_resource_pauses_the_gateway_without_spending_the_invoice(en
         summary = asyncio.run(run(url))
 
     assert len(gateway.log) == 1, "a 403 is not re-sent with a reloaded token"
-    assert gateways.current_pause(engine, "fbr", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert pauses.current_pause(engine, "fbr", now=datetime(2000, 1, 1, tzinfo=UTC))
     [alert] = summary.alerts
     assert alert.startswith("fbr: credentials refused (TOKEN_EXPIRED 900908: ")
     assert "after a reload" not in alert

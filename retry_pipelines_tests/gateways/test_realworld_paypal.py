@@ -18,7 +18,7 @@ from retry_pipelines.engine.paypal.reconcile import _error_note, _shape
 from retry_pipelines.gateways.oauth import ClientCredentials, TokenRefused, parse_token
 from retry_pipelines.gateways.paypal import PAYOUTS_PATH, PaypalClient, PaypalSettings
 from retry_pipelines.gateways.paypal_parse import Created, classify_create
-from retry_pipelines_tests.contract.expect import assert_expected, assert_recordable
+from retry_pipelines_tests.gateways.expect import assert_expected, assert_recordable
 from retry_pipelines_tests.support.hostile_server import Answer, HostileServer
 from retry_pipelines_tests.support.realworld import Sample, params
 

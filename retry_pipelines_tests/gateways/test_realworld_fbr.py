@@ -17,7 +17,7 @@ from retry_pipelines.domain.json_limits import parse_json
 from retry_pipelines.engine.fbr.intake import enqueue_invoices
 from retry_pipelines.gateways.fbr import POST_PATH, VALIDATE_PATH
 from retry_pipelines.gateways.fbr_parse import Accepted, classify
-from retry_pipelines_tests.contract.expect import assert_expected, assert_recordable
+from retry_pipelines_tests.gateways.expect import assert_expected, assert_recordable
 from retry_pipelines_tests.support.fbr import make_client
 from retry_pipelines_tests.support.hostile_server import Answer, HostileServer
 from retry_pipelines_tests.support.realworld import Sample, params

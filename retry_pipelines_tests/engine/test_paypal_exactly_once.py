@@ -2,7 +2,6 @@
 sender_batch_id once; every batch PayPal created is completed here with the same PayPal batch id
 or held for reconciliation, never dead; every batch ends with its full attempt history."""
 
-import multiprocessing
 from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select
@@ -11,6 +10,7 @@ from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.paypal import running_paypal
+from retry_pipelines_tests.support.processes import run_at_barrier
 from retry_pipelines_tests.support.workers import payouts_until_settled
 
 FAULTS_30 = "http_500=0.10,http_503=0.05,read_timeout=0.05,response_lost=0.10"
@@ -25,28 +25,15 @@ def test_300_batches_two_runs_each_sender_batch_id_created_once(db_url, tmp_path
             for i in range(2)
         ]
         record_batch(engine, cycle_id=f"cycle-{n // 50}", items=items, now=now)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    outs = [tmp_path / f"run-{i}" for i in range(2)]
     with running_paypal(FAULTS_30, seed=4, hang_seconds=1.0, final_after=0.2) as (server, sandbox):
-        procs = [
-            ctx.Process(
-                target=payouts_until_settled, args=(db_url, server.url, 240, barrier, str(o))
-            )
-            for o in outs
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=300)
+        outcomes = run_at_barrier(payouts_until_settled, [(db_url, server.url, 240)] * 2, tmp_path)
         stats = sandbox.stats()
         created = {
             r["sender_batch_id"]: r["payout_batch_id"]
             for r in sandbox.requests()
             if r["route"] == "/v1/payments/payouts" and r["created"]
         }
-    assert [p.exitcode for p in procs] == [0, 0]
-    assert min(int(o.read_text()) for o in outs) > 0, "both runs must take part"
+    assert min(int(o) for o in outcomes) > 0, "both runs must take part"
 
     assert stats["sender_batch_ids_created_more_than_once"] == 0
     assert stats["by_fault"], "faults must have been injected"

@@ -77,7 +77,7 @@ def test_job_config_rejects_keep_days_below_one(sqlite_engine):
 def test_a_day_whose_history_was_pruned_keeps_its_stored_report_when_materialized_again(engine):
     """A backfill over pruned days must not overwrite their reports with what is left (nothing)."""
     from retry_pipelines.reports.storage import read_report
-    from retry_pipelines_tests.dagster.test_reports import _metadata, materialize_day
+    from retry_pipelines_tests.defs.test_reports import _metadata, materialize_day
 
     now = datetime.now(UTC)
     old = now.date() - timedelta(days=40)

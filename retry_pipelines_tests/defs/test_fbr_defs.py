@@ -11,7 +11,7 @@ from retry_pipelines.defs.fbr.retry import (
     retryable_invoices_sensor,
 )
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.store import pauses as gateways
+from retry_pipelines.store import pauses
 from retry_pipelines_tests.support.factories import insert_invoices
 
 
@@ -54,9 +54,7 @@ def test_sensor_skips_while_the_gateway_is_paused(sqlite_url, sqlite_engine):
     now = datetime.now(UTC)
     insert_invoices(sqlite_engine, 2, now=now - timedelta(minutes=1))
     until = now + timedelta(minutes=10)
-    gateways.pause(
-        sqlite_engine, "fbr", until=until, reason="RATE_LIMIT 900800: throttled", now=now
-    )
+    pauses.pause(sqlite_engine, "fbr", until=until, reason="RATE_LIMIT 900800: throttled", now=now)
     result, _ = _evaluate(sqlite_url)
     assert isinstance(result, dg.SkipReason)
     assert result.skip_message == (

@@ -11,11 +11,10 @@ from sqlalchemy import insert
 from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.reports.assets import retry_backlog, retry_metrics
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.store import claims
-from retry_pipelines.store import tokens as gateways
+from retry_pipelines.store import claims, tokens
 from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines.store.tables import retry_metrics_daily
-from retry_pipelines_tests.dagster.test_definitions import _expire_some_leases
+from retry_pipelines_tests.defs.test_definitions import _expire_some_leases
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
 from retry_pipelines_tests.support.report_data import DAY, add_attempts, at, fail, ok
 
@@ -236,7 +235,7 @@ def test_token_check_reads_the_fbr_resource_expiry_first(sqlite_engine, monkeypa
 def test_token_check_uses_the_expiry_a_run_recorded(sqlite_engine, monkeypatch):
     monkeypatch.delenv("FBR_API_TOKEN_EXPIRES_AT", raising=False)
     now = datetime.now(UTC)
-    gateways.record_token(
+    tokens.record_token(
         sqlite_engine,
         "fbr",
         validated_at=now,

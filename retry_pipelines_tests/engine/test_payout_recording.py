@@ -1,7 +1,6 @@
 """Phase 1 of a payout: validated and recorded with its idempotency ids (identity rules:
 test_payout_identity.py); cycle processing locks name their holder and expiry."""
 
-import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +8,7 @@ from sqlalchemy import func, select
 
 from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import locks, tables
+from retry_pipelines_tests.support.processes import run_at_barrier
 from retry_pipelines_tests.support.workers import record_same_batch
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -63,15 +63,8 @@ def test_bad_batches_get_a_clear_error_and_write_nothing(engine, items, message)
 
 
 def test_four_processes_recording_the_same_batch_record_it_once(db_url, tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(4)
-    outs = [tmp_path / f"out-{i}" for i in range(4)]
-    procs = [ctx.Process(target=record_same_batch, args=(db_url, barrier, str(o))) for o in outs]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    results = sorted(o.read_text().split(":")[0] for o in outs)
+    outcomes = run_at_barrier(record_same_batch, [(db_url,)] * 4, tmp_path, timeout=120)
+    results = sorted(o.split(":")[0] for o in outcomes)
     assert results == ["recorded", "refused", "refused", "refused"]
 
 

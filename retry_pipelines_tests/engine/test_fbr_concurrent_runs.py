@@ -1,6 +1,5 @@
 """Two concurrent runs, 2,000 invoices, 30% mixed faults: no invoice is ever posted twice."""
 
-import multiprocessing
 from collections import Counter
 
 from sqlalchemy import case, func, select
@@ -9,6 +8,7 @@ from retry_pipelines.engine.fbr.seed import seed_invoices
 from retry_pipelines.store import tables
 from retry_pipelines.store.db import make_engine
 from retry_pipelines_tests.support.fbr import running_sandbox
+from retry_pipelines_tests.support.processes import run_at_barrier
 from retry_pipelines_tests.support.workers import retry_until_settled
 
 MIXED_30 = (
@@ -20,22 +20,11 @@ MIXED_30 = (
 def test_two_concurrent_runs_with_30_percent_faults_post_nothing_twice(db_url, tmp_path):
     engine = make_engine(db_url)
     seeded = seed_invoices(engine, 2000, seed=5, invalid_share=0.1)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    outs = [tmp_path / f"run-{i}.txt" for i in range(2)]
     with running_sandbox(MIXED_30, seed=9, hang_seconds=1.0, retry_after=0) as (server, sandbox):
-        procs = [
-            ctx.Process(target=retry_until_settled, args=(db_url, server.url, 240, barrier, str(o)))
-            for o in outs
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=300)
+        outcomes = run_at_barrier(retry_until_settled, [(db_url, server.url, 240)] * 2, tmp_path)
         stats = sandbox.stats()
         issued = Counter(r["fingerprint"] for r in sandbox.requests() if r["invoice_number"])
-    assert [p.exitcode for p in procs] == [0, 0]
-    attempts_per_run = [int(o.read_text().split()[1]) for o in outs]
+    attempts_per_run = [int(o.split()[1]) for o in outcomes]
     assert min(attempts_per_run) > 0, f"both runs must take part: {attempts_per_run}"
 
     assert stats["processed_more_than_once"] == 0
