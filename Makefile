@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
+	$(BIN)/pip install --quiet -e '.[dev,sandbox,webserver]'
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

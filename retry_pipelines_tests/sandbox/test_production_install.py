@@ -8,9 +8,12 @@ of a sandbox module from production code fails here instead of on a server witho
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 SANDBOX_ONLY = ("starlette", "uvicorn")
@@ -66,7 +69,35 @@ def test_starlette_and_uvicorn_are_not_core_dependencies():
     extras = project["optional-dependencies"]
     assert core.isdisjoint(SANDBOX_ONLY)
     assert {_name(r) for r in extras["sandbox"]} >= set(SANDBOX_ONLY)
-    assert "retry_pipelines[sandbox]" in extras["dev"]
+    assert "retry_pipelines[sandbox,webserver]" in extras["dev"]
+
+
+def test_a_production_install_pulls_in_neither_starlette_nor_uvicorn():
+    """The whole requirement closure of ``pip install .`` (core dependencies, their markers
+    evaluated here, transitively through the installed distributions' metadata): the Dagster UI
+    (dagster-webserver, dagster-graphql) is the ``webserver`` extra, since it serves HTTP."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    closure = _closure(project["dependencies"])
+    assert "dagster" in closure
+    assert "dagster-postgres" in closure
+    assert closure.isdisjoint({*SANDBOX_ONLY, "dagster-webserver", "dagster-graphql"}), sorted(
+        closure
+    )
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(Requirement(r) for r in metadata.requires(name) or [])
+    return seen
 
 
 @pytest.mark.parametrize(
