@@ -95,6 +95,12 @@ def cmd_status(args) -> int:
     from retry_pipelines.engine.status import all_status, render
     from retry_pipelines.store import migrate
 
+    kind = getattr(args, "kind", None)
+    if kind == "payout" and args.batch_id is not None:
+        try:  # a payout batch is named by id only, checked before the database is opened
+            args.batch_id = _row_id(args.batch_id)
+        except argparse.ArgumentTypeError as exc:
+            args.status_parser.error(f"argument batch_id: {exc}")
     engine = _engine(args)
     if migrate.current_revision(engine) != migrate.head_revision():
         print(
@@ -109,8 +115,21 @@ def cmd_status(args) -> int:
             return 2
         print(batch_report(engine, args.batch_id, now=datetime.now(UTC)).render())
         return 0
+    if kind == "invoice":
+        return _print_invoice_history(engine, args.batch_id)
     print(f"database: {redacted(engine)}")
     print(render(all_status(engine, now=datetime.now(UTC))))
+    return 0
+
+
+def _print_invoice_history(engine, key: str | None) -> int:
+    """``status invoice ID|REFERENCE``: an all-digit key is an id first, then a reference."""
+    from retry_pipelines.engine.history import item_history
+
+    if key is None:
+        print("usage: retry-pipelines status invoice ID|REFERENCE", file=sys.stderr)
+        return 2
+    print(item_history(engine, "fbr", key).render())  # unknown: UnknownItem, one line, exit 2
     return 0
 
 
@@ -218,10 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.set_defaults(func=cmd_db_downgrade)
 
-    status = sub.add_parser("status", help="items by gateway and state, or one payout batch")
-    status.add_argument("kind", nargs="?", choices=["payout"], help="show one payout batch")
-    status.add_argument("batch_id", nargs="?", type=_row_id)
-    status.set_defaults(func=cmd_status)
+    status = sub.add_parser(
+        "status", help="items by gateway and state, one payout batch, or one invoice's history"
+    )
+    status.add_argument(
+        "kind",
+        nargs="?",
+        choices=["payout", "invoice"],
+        help="show one payout batch, or one invoice with its attempts and audit rows",
+    )
+    status.add_argument(
+        "batch_id", nargs="?", help="a payout batch id, or an invoice id or reference"
+    )
+    status.set_defaults(func=cmd_status, status_parser=status)
 
     seed = sub.add_parser("seed", help="insert realistic failed invoices (valid and invalid)")
     seed.add_argument("--count", type=int, default=200)

@@ -29,6 +29,7 @@ JOBS = {
     "prune_attempt_history": ({}, {}),
     "daily_retry_reports": ({}, {}),
     "refresh_retry_backlog": ({}, {}),
+    "show_item": ({}, {}),  # read-only: waits behind no gateway's run
 }
 
 SCHEDULES = {
