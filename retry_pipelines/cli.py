@@ -180,6 +180,28 @@ def _entry_defects(entry: dict) -> list[tuple[str, str]]:
     return [("entry", f"repeats the key {key!r}") for key in getattr(entry, "duplicate_keys", ())]
 
 
+def cmd_payout_record(args) -> int:
+    """Record a payout batch from a JSON or CSV file (phase 1); a refusal records nothing."""
+    from retry_pipelines.engine.paypal.intake import read_payout_file
+    from retry_pipelines.engine.paypal.recording import record_batch
+
+    batch = read_payout_file(args.file, cycle_id=args.cycle)  # PayoutRejected: one line, exit 2
+    recorded = record_batch(
+        _engine(args),
+        cycle_id=batch.cycle_id,
+        items=batch.items,
+        now=datetime.now(UTC),
+        email_subject=batch.email_subject,
+        email_message=batch.email_message,
+    )
+    print(
+        f"recorded payout batch {recorded.id} ({recorded.sender_batch_id}) in cycle "
+        f"{batch.cycle_id}: {len(batch.items)} item(s), total {recorded.total_value} "
+        f"{batch.items[0].currency}; due for submission by retry_payout_batches"
+    )
+    return 0
+
+
 def cmd_sandbox(args) -> int:
     if _sandbox_missing():
         return 2
@@ -263,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enqueue.add_argument("file", help='a JSON list of {"reference": ..., "payload": {...}}')
     enqueue.set_defaults(func=cmd_enqueue)
+
+    payout = sub.add_parser("payout", help="payout batches").add_subparsers(
+        dest="payout_command", required=True
+    )
+    record = payout.add_parser(
+        "record",
+        help="record a payout batch from a JSON or CSV file (all or nothing; the same batch or "
+        "payee twice in a cycle is refused)",
+    )
+    record.add_argument(
+        "file",
+        help='JSON {"cycle_id": ..., "items": [...]} or CSV with a header '
+        "receiver,value,currency,sender_item_id[,recipient_type][,note]",
+    )
+    record.add_argument("--cycle", help="the payout cycle (required for CSV)")
+    record.set_defaults(func=cmd_payout_record)
 
     sandbox = sub.add_parser(
         "sandbox", help="serve a local FBR or PayPal sandbox (`retry-pipelines sandbox -- --help`)"

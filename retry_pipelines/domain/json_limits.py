@@ -58,7 +58,7 @@ def read_json_file(
     path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES, max_depth: int = MAX_DEPTH
 ) -> Any:
     """The JSON document in ``path``, read within the bounds above; ``JsonFileError`` if not."""
-    data = _read_bounded(path, max_bytes)
+    data = read_bounded(path, max_bytes)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -112,7 +112,9 @@ def json_defects(value: Any, path: str = "") -> list[tuple[str, str]]:
     return found
 
 
-def _read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
+def read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path`` (never more than ``max_bytes`` + 1 read);
+    ``JsonFileError`` for anything else or a larger file."""
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise JsonFileError(f"{path} is not a regular file")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

@@ -22,6 +22,7 @@ JOBS = {
     "manual_retry_payout_batch": (PAYPAL, {}),
     "override_payout_batch_status": (PAYPAL, {}),
     "repay_payout_batch": (PAYPAL, {}),
+    "record_payout_batch": (PAYPAL, {}),
     # Acts on either gateway (its config names which), so it waits behind neither.
     "resume_gateway": ({}, {}),
     "reconcile_payout_batches": ({}, {}),

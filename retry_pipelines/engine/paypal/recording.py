@@ -88,26 +88,32 @@ def validate(cycle_id: str, items: list[PayoutItem]) -> None:
         problems.append(f"one currency per batch, got {sorted(currencies)}")
     seen = set()
     for n, item in enumerate(items, 1):
-        where = f"item {n}"
-        if not item.receiver or len(item.receiver) > 127:
-            problems.append(f"{where}: receiver must be 1..127 characters")
-        if item.recipient_type not in RECIPIENT_TYPES:
-            problems.append(f"{where}: recipient_type must be one of {sorted(RECIPIENT_TYPES)}")
-        if not item.sender_item_id or len(item.sender_item_id) > 63:
-            problems.append(f"{where}: sender_item_id must be 1..63 characters")
-        elif item.sender_item_id in seen:
-            problems.append(f"{where}: sender_item_id {item.sender_item_id!r} repeats")
+        if item.sender_item_id and item.sender_item_id in seen:
+            problems.append(f"item {n}: sender_item_id {item.sender_item_id!r} repeats")
         seen.add(item.sender_item_id)
-        if len(item.currency) != 3 or not item.currency.isupper():
-            problems.append(f"{where}: currency must be a 3-letter ISO code")
-        if item.note and len(item.note) > 4000:
-            problems.append(f"{where}: note is longer than 4000 characters")
-        try:
-            _amount(item.value)
-        except PayoutRejected as exc:
-            problems.append(f"{where}: {exc}")
+        problems += [f"item {n}: {problem}" for problem in item_problems(item)]
     if problems:
         raise PayoutRejected("; ".join(problems[:20]))
+
+
+def item_problems(item: PayoutItem) -> list[str]:
+    """What is wrong with one item on its own (each message names its field)."""
+    problems = []
+    if not item.receiver or len(item.receiver) > 127:
+        problems.append("receiver must be 1..127 characters")
+    if item.recipient_type not in RECIPIENT_TYPES:
+        problems.append(f"recipient_type must be one of {sorted(RECIPIENT_TYPES)}")
+    if not item.sender_item_id or len(item.sender_item_id) > 63:
+        problems.append("sender_item_id must be 1..63 characters")
+    if len(item.currency) != 3 or not item.currency.isupper():
+        problems.append("currency must be a 3-letter ISO code")
+    if item.note and len(item.note) > 4000:
+        problems.append("note is longer than 4000 characters")
+    try:
+        _amount(item.value)
+    except PayoutRejected as exc:
+        problems.append(str(exc))
+    return problems
 
 
 def record_batch(
