@@ -25,14 +25,7 @@ from retry_pipelines.store.tables import (
 MAX_ID = 2**63 - 1
 """The largest id a BIGINT column holds."""
 
-INVOICE_FIELDS = (
-    "id",
-    "reference",
-    "seller_ntn",
-    "status",
-    "status_reason",
-    "fbr_invoice_number",
-    "submitted_at",
+WORK_ITEM_FIELDS = (
     "attempt_count",
     "counted_attempts",
     "next_attempt_at",
@@ -44,6 +37,18 @@ INVOICE_FIELDS = (
     "lease_expires_at",
     "created_at",
     "updated_at",
+)
+"""The claim and retry bookkeeping both kinds of work item carry (``tables._work_item_columns``)."""
+
+INVOICE_FIELDS = (
+    "id",
+    "reference",
+    "seller_ntn",
+    "status",
+    "status_reason",
+    "fbr_invoice_number",
+    "submitted_at",
+    *WORK_ITEM_FIELDS,
 )
 """The invoice's columns shown (not its payload: the attempts say what happened to it)."""
 
@@ -62,17 +67,7 @@ BATCH_FIELDS = (
     "repay_of",
     "submitted_at",
     "completed_at",
-    "attempt_count",
-    "counted_attempts",
-    "next_attempt_at",
-    "last_attempt_at",
-    "last_error_type",
-    "last_error_code",
-    "last_error_message",
-    "lease_owner",
-    "lease_expires_at",
-    "created_at",
-    "updated_at",
+    *WORK_ITEM_FIELDS,
 )
 
 ATTEMPT_FIELDS = (
