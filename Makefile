@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev test test-reliability check-defs lint format bench clean
+.PHONY: install demo dev test test-reliability test-browser check-defs lint format bench clean
 
 install: $(STAMP)
 
@@ -24,14 +24,20 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/retry-pipelines demo
 
+# The Dagster UI at http://127.0.0.1:3000 on the demo's data when there is some (it says which).
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/retry-pipelines db upgrade
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/retry-pipelines dev
 
-# Everything but the heavy reliability runs; PostgreSQL tests use RETRY_PIPELINES_TEST_PG_URL or
-# a throwaway server from local binaries, and are skipped (with a message) when neither exists.
+# Everything but the heavy reliability runs and the browser tests; PostgreSQL tests use
+# RETRY_PIPELINES_TEST_PG_URL or a throwaway server from local binaries, and are skipped (with a
+# message) when neither exists.
 test: install
-	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not reliability and not browser" $(PYTEST_ARGS)
+
+# The Dagster UI in Debian's Chromium (/usr/bin/chromium: `apt-get install -y chromium`) after
+# the demo; screenshots and logs in .ci-results/browser/. Skipped, saying so, without Chromium.
+test-browser: install
+	$(BIN)/python -m pytest -m browser retry_pipelines_tests/browser $(PYTEST_ARGS)
 
 # Exit code 5 (nothing collected) is accepted only here, while the marker may select nothing.
 test-reliability: install

@@ -10,6 +10,7 @@ import decimal
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from retry_pipelines.config import DATABASE_URL_ENV, database_url
@@ -211,13 +212,78 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    if _sandbox_missing():
+    if _sandbox_missing() or _webserver_missing():
         return 2
-    from retry_pipelines.demo import run_demo
+    from retry_pipelines.demo.launch import DemoUiError
+    from retry_pipelines.demo.run import run_demo
 
     # Unless a database is named, the demo makes a fresh one of its own (see run_demo).
     given = args.database_url or os.environ.get(DATABASE_URL_ENV)
-    return run_demo(given, count=args.count)
+    try:
+        return run_demo(given, count=args.count)
+    except DemoUiError as exc:
+        print(f"retry-pipelines: demo: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_dev(args) -> int:
+    """``make dev``: ``dagster dev`` on the local instance, opening the app database that
+    ``demo.local.dev_database`` chooses (the demo's after ``make demo``), named first."""
+    if _webserver_missing():
+        return 2
+    command, env = dev_command(args.database_url, args.dagster_args, os.environ)
+    sys.stdout.flush()
+    os.execve(command[0], command, env)  # replaces this process; returns only by raising
+    return 0
+
+
+def _webserver_missing() -> bool:
+    """Say so in one line when the ``webserver`` extra (the Dagster UI) is not installed."""
+    from importlib.util import find_spec
+
+    if find_spec("dagster_webserver") is not None:
+        return False
+    print(
+        "retry-pipelines: the Dagster UI needs dagster-webserver, which this install lacks: "
+        "pip install 'retry_pipelines[webserver]'",
+        file=sys.stderr,
+    )
+    return True
+
+
+def dev_command(
+    given: str | None, dagster_args: list[str], environ: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The ``dagster dev`` command and its environment, once the chosen app database is migrated
+    and the instance directory exists; prints which database and instance it opens and why."""
+    from pathlib import Path
+
+    from retry_pipelines.demo.local import (
+        WORKSPACE,
+        dagster_home,
+        dev_database,
+        require_project_files,
+    )
+    from retry_pipelines.demo.tour import UI_URL
+    from retry_pipelines.store import migrate
+
+    require_project_files()
+    url, why = dev_database(given, environ)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    home = dagster_home(environ)
+    print(f"database: {redacted(engine)} ({why})")
+    _print_payout_conflicts(engine)
+    print(f"Dagster instance: {home}; the UI will be at {UI_URL} (or the port given with -p)")
+    env = {
+        **environ,
+        DATABASE_URL_ENV: engine.url.render_as_string(hide_password=False),
+        "DAGSTER_HOME": str(home),
+    }
+    engine.dispose()
+    extra = dagster_args[1:] if dagster_args[:1] == ["--"] else dagster_args
+    dagster = str(Path(sys.executable).parent / "dagster")
+    return [dagster, "dev", "-w", str(WORKSPACE), *extra], env
 
 
 def _sandbox_missing() -> bool:
@@ -310,10 +376,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="seed invoices and payout batches; run the retry and reconcile jobs on the sandboxes",
+        help="seed invoices and payout batches; launch the retry and reconcile jobs on the "
+        "sandboxes and the report assets, in the code location `make dev` shows",
     )
     demo.add_argument("--count", type=int, default=300)
     demo.set_defaults(func=cmd_demo)
+
+    dev = sub.add_parser(
+        "dev",
+        help="the Dagster UI (dagster dev) on the local instance; opens the demo's database "
+        f"after `make demo` unless --database-url or ${DATABASE_URL_ENV} names one",
+    )
+    dev.add_argument(
+        "dagster_args",
+        nargs=argparse.REMAINDER,
+        help="passed on to dagster dev after --, e.g. `retry-pipelines dev -- -p 3001`",
+    )
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 

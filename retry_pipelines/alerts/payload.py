@@ -1,9 +1,13 @@
 """The alert a webhook receives: a small JSON object, every text in it scrubbed of secrets.
 
 ``{"id", "kind", "subject", "summary", "details", "occurred_at"}``: ``id`` is stable for one
-alert (a receiver can drop a repeated delivery by it), ``kind`` is ``run_failure``,
-``asset_check_failure`` or ``breaker_opened``, ``details`` is a JSON object whose fields depend
-on the kind, and ``occurred_at`` is an ISO 8601 UTC time.
+alert (a receiver can drop a repeated delivery by it), ``kind`` is one of ``KINDS`` (an
+``Alert`` of any other kind is refused when made), ``details`` is a JSON object whose fields
+depend on the kind, and ``occurred_at`` is an ISO 8601 UTC time.
+
+Kinds: ``run_failure``, ``asset_check_failure``, ``breaker_opened``; and those that need a person:
+``items_need_attention`` (a run left items held or dead), ``gateway_paused`` (a gateway refused
+the credentials and is paused), ``reconcile_unresolved`` (payout items no longer polled).
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ from retry_pipelines.domain.scrub import REDACTED, scrub
 RUN_FAILURE = "run_failure"
 ASSET_CHECK_FAILURE = "asset_check_failure"
 BREAKER_OPENED = "breaker_opened"
+ITEMS_NEED_ATTENTION = "items_need_attention"
+GATEWAY_PAUSED = "gateway_paused"
+RECONCILE_UNRESOLVED = "reconcile_unresolved"
+KINDS = frozenset(
+    {
+        RUN_FAILURE,
+        ASSET_CHECK_FAILURE,
+        BREAKER_OPENED,
+        ITEMS_NEED_ATTENTION,
+        GATEWAY_PAUSED,
+        RECONCILE_UNRESOLVED,
+    }
+)
 
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@")
 
@@ -33,6 +50,10 @@ class Alert:
     summary: str
     occurred_at: datetime
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown alert kind {self.kind!r}: one of {', '.join(sorted(KINDS))}")
 
 
 def scrub_text(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -1,6 +1,13 @@
-"""Resources shared by every job: the application database; the deployment rules for gateways."""
+"""Resources shared by every job: the application database; the deployment rules for gateways,
+and the one way a gateway variable that is not set is reported.
+
+A gateway resource reads its variables when they are used, never as ``dg.EnvVar`` config
+fields: an unset ``dg.EnvVar`` fails at launch, before any run exists, with a traceback. Here a
+launched run fails in one line naming the variable (``require_variables``), and the sensors and
+schedules skip naming it (``variables_not_set``)."""
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -11,6 +18,37 @@ from retry_pipelines.config import DATABASE_URL_ENV
 from retry_pipelines.domain import deployment
 from retry_pipelines.engine.actor import ADMIN_ALLOWLIST_ENV, Actor, parse_allowlist
 from retry_pipelines.store.db import make_engine
+
+
+def env_value(name: str) -> str | None:
+    """The variable's value in the code location's environment; None when unset or empty."""
+    return dg.EnvVar(name).get_value() or None
+
+
+def variables_not_set(names: Sequence[str]) -> str:
+    """``A is not set in the code location's environment`` (``A and B are ...`` for several)."""
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    verb = "are" if len(names) > 1 else "is"
+    return f"{listed} {verb} not set in the code location's environment"
+
+
+def not_set_launch_message(names: Sequence[str]) -> str:
+    """What a launched run that needs ``names`` fails with: one line, naming each variable."""
+    them = "them" if len(names) > 1 else "it"
+    return f"{variables_not_set(names)}; set {them} (see README) and launch again"
+
+
+def not_set_skip_message(names: Sequence[str], job_name: str) -> str:
+    """Why a sensor or schedule launched no ``job_name`` run: one line, naming each variable."""
+    they = "they are" if len(names) > 1 else "it is"
+    return f"{variables_not_set(names)}: no {job_name} run until {they} set (see README)"
+
+
+def require_variables(missing: Sequence[str]) -> None:
+    """Fail the step in one line (not retried) when a variable the gateway needs is not set;
+    called before anything is claimed or sent."""
+    if missing:
+        raise dg.Failure(description=not_set_launch_message(missing), allow_retries=False)
 
 
 def check_gateway_settings(url_name: str, url: str | None, secrets: dict[str, str | None]) -> None:
@@ -33,7 +71,12 @@ class DatabaseResource(dg.ConfigurableResource):
     actor; the engine's admin actions are handed the ``Actor`` this resource checked.
     """
 
-    url: str | None = None
+    url: str | None = Field(
+        default=None,
+        description=f"Leave empty (recommended): ${DATABASE_URL_ENV} is read when a run starts, "
+        "else the embedded SQLite file .retry_pipelines/retry_pipelines.db. A URL given here, "
+        "password included, is shown in the run's config.",
+    )
     admin_ids: str | None = Field(
         default=None,
         description=f"Comma-separated admin ids allowed to act (empty: ${ADMIN_ALLOWLIST_ENV}; "
@@ -72,4 +115,13 @@ def defs() -> dg.Definitions:
     return dg.Definitions(resources={"db": DatabaseResource()})
 
 
-__all__ = ["DATABASE_URL_ENV", "DatabaseResource", "check_gateway_settings"]
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DatabaseResource",
+    "check_gateway_settings",
+    "env_value",
+    "not_set_launch_message",
+    "not_set_skip_message",
+    "require_variables",
+    "variables_not_set",
+]

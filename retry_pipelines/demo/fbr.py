@@ -1,21 +1,24 @@
 """The FBR half of ``make demo``: failed invoices retried against a faulty FBR sandbox.
 
-Seeds failed invoices under a reference prefix of its own (so it never touches other rows),
-starts the FBR sandbox with a mix of faults, runs ``retry_failed_invoices`` until nothing is due,
-and prints the invoices by state and error type before and after, with the sandbox's own count of
-invoices it processed more than once.
+Seeds failed invoices under a reference prefix of its own (so it never touches other rows): a
+quarter of them failed yesterday (so yesterday's daily reports have figures too), the rest in
+the last three hours. On the FBR sandbox (``SANDBOX_ARGS``: a mix of faults, started by
+``demo.run``), launches ``retry_failed_invoices`` until nothing is due, and prints the invoices
+by state and error type before and after, with the sandbox's own count of invoices it processed
+more than once.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import Engine
 
-from retry_pipelines.demo.jobs import run_until, write_config
-from retry_pipelines.demo.summary import fbr_report, render
-from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
+from retry_pipelines.demo.jobs import run_until
+from retry_pipelines.demo.launch import Launcher
+from retry_pipelines.demo.summary import fbr_report, progress, render
+from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, SeedSummary, seed_invoices
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store.summaries import due_invoices, invoice_counts
 
@@ -24,17 +27,23 @@ DEMO_FAULTS = (
     "response_lost=0.03,malformed_json=0.02,connection_drop=0.02"
 )
 SANDBOX_TOKEN = "demo-sandbox-token"
-RUN_CONFIG = """ops:
-  submit_due_invoices:
-    config:
-      batch_size: 50
-      max_in_flight: 16
-      time_budget_seconds: 20
-      base_delay_seconds: 1
-      max_delay_seconds: 2
-      cooldown_seconds: 2
-      token_pause_seconds: 3
-"""
+RUN_CONFIG = {
+    "ops": {
+        "submit_due_invoices": {
+            "config": {
+                "batch_size": 50,
+                "max_in_flight": 16,
+                "time_budget_seconds": 20,
+                "base_delay_seconds": 1,
+                "max_delay_seconds": 2,
+                "cooldown_seconds": 2,
+                # The sandbox's 401s are random faults, not a revoked token: with no pause a
+                # double 401 cannot leave the gateway paused when a run ends, which fails it.
+                "token_pause_seconds": 0,
+            }
+        }
+    }
+}
 SANDBOX_ARGS = [
     "--authorized-ntn",
     DEFAULT_SELLER_NTN,
@@ -51,30 +60,53 @@ SANDBOX_ARGS = [
     "--hang-seconds",
     "6",
 ]
+LEFT = ("pending", "processing")
+"""Invoice states a retry run may still move; the others are done for the demo."""
+
+
+def seed_two_days(engine: Engine, prefix: str, count: int, now: datetime) -> SeedSummary:
+    """``count`` failed invoices: a quarter failed yesterday between 12:00 and 15:00 UTC, the
+    rest in the three hours before ``now``; all are due."""
+    yesterday = count // 4
+    afternoon = datetime.combine(now.date(), time(15), tzinfo=UTC) - timedelta(days=1)
+    early = seed_invoices(engine, yesterday, seed=41, reference_prefix=prefix, now=afternoon)
+    late = seed_invoices(engine, count - yesterday, seed=42, reference_prefix=prefix, now=now)
+    kinds = Counter(early.by_kind) + Counter(late.by_kind)
+    first = early.first_id if early.count else late.first_id
+    return SeedSummary(count, dict(sorted(kinds.items())), first)
+
+
+def gateway_env(sandbox_url: str) -> dict[str, str]:
+    """The FBR settings of the code location for the sandbox at ``sandbox_url``."""
+    return {"FBR_API_BASE_URL": sandbox_url, "FBR_API_TOKEN": SANDBOX_TOKEN}
 
 
 def run_fbr_demo(
-    engine: Engine, env: dict[str, str], prefix: str, count: int, max_runs: int
+    engine: Engine,
+    launcher: Launcher,
+    sandbox: SandboxProcess,
+    prefix: str,
+    count: int,
+    max_runs: int,
 ) -> bool:
     """True if every seeded invoice is accounted for and none was processed twice."""
-    seeded = seed_invoices(engine, count, seed=42, reference_prefix=prefix)
-    print(f"seeded {seeded.count} failed invoices ({prefix}-*): {seeded.by_kind}\n")
+    seeded = seed_two_days(engine, prefix, count, datetime.now(UTC))
+    print(
+        f"seeded {seeded.count} failed invoices ({prefix}-*): {seeded.by_kind}; {count // 4} "
+        "of them failed yesterday afternoon (an FBR outage yesterday's report will show)\n"
+    )
     print(render("before", invoice_counts(engine, prefix)) + "\n")
-    config_file = write_config(RUN_CONFIG)
-    env = {**env, "FBR_API_TOKEN": SANDBOX_TOKEN}
-    with SandboxProcess(SANDBOX_ARGS) as sandbox:
-        env["FBR_API_BASE_URL"] = sandbox.url
-        print(f"FBR sandbox at {sandbox.url} with faults {DEMO_FAULTS}")
-        ran = run_until(
-            "retry_failed_invoices",
-            env,
-            config_file,
-            max_runs=max_runs,
-            settle=2.5,  # let the short demo cooldown pass, as the schedule would
-            done=lambda: not due_invoices(engine, prefix, datetime.now(UTC)),
-        )
-        stats = sandbox.stats()
-    os.unlink(config_file)
+    print(f"FBR sandbox at {sandbox.url} with faults {DEMO_FAULTS}")
+    ran = run_until(
+        launcher,
+        "retry_failed_invoices",
+        config=RUN_CONFIG,
+        max_runs=max_runs,
+        settle=2.5,  # let the short demo cooldown pass, as the schedule would
+        done=lambda: not due_invoices(engine, prefix, datetime.now(UTC)),
+        progress=lambda: progress(invoice_counts(engine, prefix), LEFT, "invoices"),
+    )
+    stats = sandbox.stats()
     if not ran:
         return False
 

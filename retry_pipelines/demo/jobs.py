@@ -1,13 +1,21 @@
-"""Running this code location's jobs the way an operator would: ``dagster job execute``."""
+"""Running this code location's jobs the way an operator would.
+
+``execute_job`` is ``dagster job execute`` (the run is executed by the command itself, outside
+any code location; tests use it); the demo launches its runs in the code location instead
+(``demo.launch``), so they show under each job in the UI, and repeats a retry job the way its
+schedule would (``run_until``).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from retry_pipelines.demo.launch import Launcher, RunOutcome
 
 
 def execute_job(job: str, env: dict[str, str], *, cwd=None, config_file: str | None = None):
@@ -30,33 +38,34 @@ def execute_job(job: str, env: dict[str, str], *, cwd=None, config_file: str | N
     )
 
 
+def report_outcome(outcome: RunOutcome, label: str) -> bool:
+    """Print how a run ended (and why, when it did not succeed); True if it succeeded."""
+    print(f"{label}: {outcome.line()}")
+    if not outcome.ok:
+        for message in outcome.messages:
+            print(f"  {message}")
+        if outcome.run_id:
+            print(f"  every event of the run: make dev, then Runs -> {outcome.run_id}")
+    return outcome.ok
+
+
 def run_until(
+    launcher: Launcher,
     job: str,
-    env: dict[str, str],
-    config_file: str | None,
     *,
+    config: Mapping[str, Any] | None,
     max_runs: int,
     settle: float,
     done: Callable[[], bool],
+    progress: Callable[[], str],
 ) -> bool:
-    """Run ``job`` through ``dagster job execute`` until ``done()`` (at most ``max_runs`` times,
-    ``settle`` seconds apart, as its schedule would); False if a run failed."""
+    """Launch ``job`` until ``done()`` (at most ``max_runs`` times, ``settle`` seconds apart, as
+    its schedule would); False if a run did not succeed."""
     for run in range(1, max_runs + 1):
-        started = time.monotonic()
-        proc = execute_job(job, env, config_file=config_file)
-        status = "succeeded" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-        print(f"run {run}: {job} {status} in {time.monotonic() - started:.1f} s")
-        if proc.returncode != 0:
-            print(proc.stdout[-2000:] + proc.stderr[-2000:])
+        outcome = launcher.launch(job, config=config, progress=progress)
+        if not report_outcome(outcome, f"run {run}"):
             return False
         time.sleep(settle)
         if done():
             break
     return True
-
-
-def write_config(text: str) -> str:
-    """A temporary run config file holding ``text``; the caller removes it."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as config_file:
-        config_file.write(text)
-    return config_file.name

@@ -1,21 +1,22 @@
 """The PayPal half of ``make demo``: payout batches created exactly once through a faulty sandbox.
 
-Records a payout cycle's batches (phase 1), starts the PayPal sandbox with faults, runs
-``retry_payout_batches`` until nothing is due and then ``reconcile_payout_batches`` until no batch
-or item is left to poll, and prints batches and items by state before and after, the sandbox's own
-count of batches created per ``sender_batch_id``, and whether every batch PayPal created is
-completed here with the same PayPal batch id or held for reconciliation.
+Records a payout cycle's batches (phase 1); on the PayPal sandbox (``sandbox_args()``: faults,
+started by ``demo.run``) launches ``retry_payout_batches`` until nothing is due and then
+``reconcile_payout_batches`` until no batch or item is left to poll, and prints batches and
+items by state before and after, the sandbox's own count of batches created per
+``sender_batch_id``, and whether every batch PayPal created is completed here with the same
+PayPal batch id or held for reconciliation.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from retry_pipelines.demo.jobs import run_until, write_config
-from retry_pipelines.demo.summary import paypal_report, render, render_items
+from retry_pipelines.demo.jobs import run_until
+from retry_pipelines.demo.launch import Launcher
+from retry_pipelines.demo.summary import paypal_report, progress, render, render_items
 from retry_pipelines.engine.paypal import NON_FINAL_ITEMS
 from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
 from retry_pipelines.sandbox.paypal import ITEM_PATH, PAYOUTS_PATH
@@ -33,16 +34,24 @@ PAYPAL_FAULTS = (
     "malformed_json=0.02,connection_drop=0.02"
 )
 PAYPAL_CLIENT = ("demo-paypal-client", "demo-paypal-secret-5e1b")
-PAYPAL_RUN_CONFIG = """ops:
-  submit_due_batches:
-    config:
-      batch_size: 20
-      max_in_flight: 8
-      time_budget_seconds: 15
-      base_delay_seconds: 0.5
-      max_delay_seconds: 1
-      cooldown_seconds: 1
-"""
+PAYPAL_RUN_CONFIG = {
+    "ops": {
+        "submit_due_batches": {
+            "config": {
+                "batch_size": 20,
+                "max_in_flight": 8,
+                "time_budget_seconds": 15,
+                "base_delay_seconds": 0.5,
+                "max_delay_seconds": 1,
+                "cooldown_seconds": 1,
+            }
+        }
+    }
+}
+SENDING = ("pending", "processing")
+"""Batch states a retry run may still move."""
+POLLED = ("submitted",)
+"""Batch states reconciliation still polls."""
 SANDBOX_ARGS = [
     "--gateway",
     "paypal",
@@ -84,42 +93,55 @@ def record_cycle(engine: Engine, cycle: str, batches: int) -> int:
     return items_total
 
 
-def run_paypal_demo(engine: Engine, env: dict[str, str], cycle: str, batches: int) -> bool:
+def sandbox_args() -> list[str]:
+    """The PayPal sandbox's arguments: ``SANDBOX_ARGS`` with the demo's client."""
+    client_id, secret = PAYPAL_CLIENT
+    return [*SANDBOX_ARGS, "--client-id", client_id, "--client-secret", secret]
+
+
+def gateway_env(sandbox_url: str) -> dict[str, str]:
+    """The PayPal settings of the code location for the sandbox at ``sandbox_url``."""
+    client_id, secret = PAYPAL_CLIENT
+    return {
+        "PAYPAL_API_BASE_URL": sandbox_url,
+        "PAYPAL_CLIENT_ID": client_id,
+        "PAYPAL_CLIENT_SECRET": secret,
+    }
+
+
+def run_paypal_demo(
+    engine: Engine, launcher: Launcher, sandbox: SandboxProcess, cycle: str, batches: int
+) -> bool:
     """True if every recorded batch is accounted for and none was created twice."""
     mine = f"{cycle}-"
     items_total = record_cycle(engine, cycle, batches)
     print(f"recorded {batches} payout batches with {items_total} items (cycle {cycle}-*)\n")
     print(render("before", batch_counts(engine, mine), "batches"))
     print(render_items("  items", item_counts(engine, mine)) + "\n")
-    client_id, secret = PAYPAL_CLIENT
-    args = [*SANDBOX_ARGS, "--client-id", client_id, "--client-secret", secret]
-    config_file = write_config(PAYPAL_RUN_CONFIG)
-    env = {**env, "PAYPAL_CLIENT_ID": client_id, "PAYPAL_CLIENT_SECRET": secret}
-    with SandboxProcess(args) as sandbox:
-        env["PAYPAL_API_BASE_URL"] = sandbox.url
-        print(f"PayPal sandbox at {sandbox.url} with faults {PAYPAL_FAULTS}")
-        ran = run_until(
-            "retry_payout_batches",
-            env,
-            config_file,
-            max_runs=3,
-            settle=1.5,  # the demo's 1 s cooldown
-            done=lambda: not due_batches(engine, mine, datetime.now(UTC)),
-        ) and run_until(
-            "reconcile_payout_batches",
-            env,
-            None,
-            max_runs=2,
-            settle=0.0,
-            done=lambda: not submitted_batches(engine, mine),
-        )
-        stats = sandbox.stats()
-        created = {
-            r["sender_batch_id"]: r["payout_batch_id"]
-            for r in sandbox.requests()
-            if r["route"] == PAYOUTS_PATH and r["created"]
-        }
-    os.unlink(config_file)
+    print(f"PayPal sandbox at {sandbox.url} with faults {PAYPAL_FAULTS}")
+    ran = run_until(
+        launcher,
+        "retry_payout_batches",
+        config=PAYPAL_RUN_CONFIG,
+        max_runs=3,
+        settle=1.5,  # the demo's 1 s cooldown
+        done=lambda: not due_batches(engine, mine, datetime.now(UTC)),
+        progress=lambda: progress(batch_counts(engine, mine), SENDING, "batches"),
+    ) and run_until(
+        launcher,
+        "reconcile_payout_batches",
+        config=None,
+        max_runs=2,
+        settle=0.0,
+        done=lambda: not submitted_batches(engine, mine),
+        progress=lambda: progress(batch_counts(engine, mine), POLLED, "batches", "still polled"),
+    )
+    stats = sandbox.stats()
+    created = {
+        r["sender_batch_id"]: r["payout_batch_id"]
+        for r in sandbox.requests()
+        if r["route"] == PAYOUTS_PATH and r["created"]
+    }
     if not ran:
         return False
 

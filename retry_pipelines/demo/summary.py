@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 Counts = dict[tuple[str, str], int]
@@ -13,6 +14,13 @@ def totals(counts: Counts) -> dict[str, int]:
     for (status, _), n in counts.items():
         by_state[status] = by_state.get(status, 0) + n
     return by_state
+
+
+def progress(counts: Counts, left: Collection[str], noun: str, left_as: str = "left") -> str:
+    """``"143 invoices done, 157 left"``: the slice's items outside and inside ``left``."""
+    by_state = totals(counts)
+    remaining = sum(n for status, n in by_state.items() if status in left)
+    return f"{sum(by_state.values()) - remaining} {noun} done, {remaining} {left_as}"
 
 
 def render(title: str, counts: Counts, noun: str = "invoices") -> str:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import dagster as dg
 from sqlalchemy import Engine
 
-from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.resources import DatabaseResource, require_variables
 from retry_pipelines.domain.policy import RetryPolicy
 from retry_pipelines.engine import maintenance
 from retry_pipelines.engine.pipeline import RunOptions, RunSummary
@@ -22,6 +22,8 @@ from retry_pipelines.store.queues import WorkQueue
 
 Client = TypeVar("Client")
 Retry = Callable[[Engine, Any, RunOptions, RetryPolicy], Awaitable[RunSummary]]
+SWEPT_IDS_SHOWN = 10_000
+
 OpenClient = Callable[[Any, Any], AbstractAsyncContextManager[Any]]
 
 
@@ -29,7 +31,12 @@ def sweep_leases(context: dg.OpExecutionContext, engine: Engine, queue: WorkQueu
     """Return ``queue``'s expired leases (or hold the items whose request was in flight)."""
     result = maintenance.sweep(engine, queue, now=datetime.now(UTC))
     context.add_output_metadata(
-        {"returned": len(result.returned), "held_in_flight": len(result.interrupted)}
+        {
+            "returned": len(result.returned),
+            "held_in_flight": len(result.interrupted),
+            # read by attention_alert_sensor: the items this run's sweep held (bounded)
+            "interrupted_ids": {queue.name: list(result.interrupted)[:SWEPT_IDS_SHOWN]},
+        }
     )
     return result.count
 
@@ -67,7 +74,8 @@ def retry_job(
     by ``descriptions`` (job, sweep, submit). The submit op's launchpad config is a ``settings``
     (empty policy fields: ``engine.maintenance.DEFAULT_POLICIES``); it opens
     ``client(resource, config)`` with the gateway's resource (its key: the queue's name) and runs
-    ``retry(engine, client, options, policy)``."""
+    ``retry(engine, client, options, policy)``. A variable the gateway resource needs that is not
+    set fails the submit op in one line naming it, before anything is claimed."""
     gateway = queue.name
     job_description, sweep_description, submit_description = descriptions
 
@@ -85,6 +93,7 @@ def retry_job(
     def submit(context: dg.OpExecutionContext, config: settings) -> dict:
         db: DatabaseResource = context.resources.db
         resource = getattr(context.resources, gateway)
+        require_variables(resource.missing())
         return submit_due(
             context,
             config,

@@ -5,11 +5,19 @@ Every text reported (log lines, metadata, the failure's description) is scrubbed
 known secrets in every form (``domain.scrub``): the gateway resources' credentials and the
 secrets the environment holds; an unexpected error that quotes one fails the step with its
 scrubbed text alone. Settings that break the deployment rules (a token with a newline, say) fail
-the step in one line, naming the setting, before anything is claimed."""
+the step in one line, naming the setting, before anything is claimed.
+
+A run that ends while its gateway is paused for refused credentials (a token or client
+credentials the gateway refused: ``store.pauses.CREDENTIALS``), whether it met the refusal or
+found the pause, stopped sending because of it and fails too: in one line naming the cause, the
+setting to check and ``resume_gateway``, with its summary attached. Nothing more is sent to the
+gateway until a person fixes the setting. A run that waited out a short pause and went on
+succeeds as before."""
 
 import asyncio
 import os
 from collections.abc import Coroutine, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -18,8 +26,39 @@ from retry_pipelines.alerts.payload import secrets_from_env
 from retry_pipelines.domain.deployment import UnsafeConfiguration
 from retry_pipelines.domain.scrub import redact
 from retry_pipelines.engine.pipeline import PipelineError, RunSummary
+from retry_pipelines.store.pauses import CREDENTIALS, pause_kind
 
 GATEWAY_RESOURCES = ("fbr", "paypal")
+CREDENTIAL_SETTINGS = {
+    "fbr": ("FBR_API_TOKEN",),
+    "paypal": ("PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET"),
+}
+"""The settings a gateway's refused credentials come from."""
+REASON_CHARS = 300
+"""Characters of a pause reason quoted in a one-line failure."""
+
+
+def credentials_setting(gateway: str) -> str:
+    """The setting(s) to check when ``gateway`` refuses the credentials, as operators name them."""
+    return " and ".join(CREDENTIAL_SETTINGS.get(gateway, (f"the {gateway} credentials",)))
+
+
+def credentials_stop(summary: RunSummary) -> str | None:
+    """Why the run failed, in one line, when it ended with its gateway paused for refused
+    credentials (so it could send nothing more); None otherwise: no pause, a pause that ended
+    while the run went on, or a rate-limit pause (it ends on its own)."""
+    until, ended = summary.paused_until, summary.finished_at or datetime.now(UTC)
+    if until is None or until <= ended or pause_kind(summary.pause_reason) != CREDENTIALS:
+        return None
+    reason = " ".join((summary.pause_reason or "").split())
+    if len(reason) > REASON_CHARS:
+        reason = reason[: REASON_CHARS - 1] + "…"
+    gateway = summary.gateway
+    return (
+        f"{gateway} refused the credentials ({reason}), so the run stopped sending and the "
+        f"gateway is paused until {summary.paused_until.isoformat()}: check "
+        f"{credentials_setting(gateway)}, then run resume_gateway with gateway: {gateway}"
+    )
 
 
 def known_secrets(context: dg.OpExecutionContext) -> tuple[str, ...]:
@@ -54,6 +93,13 @@ def run_and_report(context: dg.OpExecutionContext, run: Coroutine[Any, Any, RunS
         # the error quotes a credential: fail with its scrubbed text, never its traceback
         raise dg.Failure(description=redact(described, secrets), allow_retries=False) from None
     _log(context, summary, secrets)
+    refused = credentials_stop(summary)
+    if refused is not None:
+        raise dg.Failure(
+            description=redact(refused, secrets),
+            metadata=_metadata(summary, secrets),
+            allow_retries=False,
+        )
     context.add_output_metadata(_metadata(summary, secrets))
     return _clean(summary.as_metadata(), secrets)
 

@@ -1,16 +1,24 @@
-"""What a retry sensor decides, the same for every gateway: skip while the gateway is paused, its
-circuit breaker is open or a run is in flight, skip when nothing is due, else one run per minute
-(run key) with the due count. The retry schedules skip for the same gateway reasons.
+"""What a retry sensor decides, the same for every gateway: skip while a variable the gateway
+needs is not set (naming it), while the gateway is paused, its circuit breaker is open or a run is
+in flight, skip when nothing is due, else one run per minute (run key) with the due count. The
+retry schedules skip for the same gateway reasons.
 
 ``retry_schedule`` and ``retry_sensor`` build a gateway's schedule and sensor from its job and
-queue, so both gateways decide alike."""
+queue, so both gateways decide alike. The gateway's resource is the one keyed by the queue's name
+(``fbr``, ``paypal``); ``gateway_resource_skip`` is the check any other automation launching a
+gateway's job makes first.
+
+The sensors run by default (a fresh deployment retries as soon as items are due and the
+gateway's variables are set); the schedules are stopped by default, since the sensor already
+launches the same job whenever anything is due."""
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 import dagster as dg
 from sqlalchemy import Engine
 
-from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.resources import not_set_skip_message
 from retry_pipelines.engine.status import queue_status
 from retry_pipelines.store import breakers, pauses
 from retry_pipelines.store.queues import WorkQueue
@@ -21,6 +29,19 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
+class GatewayResource(Protocol):
+    """A gateway's resource: says which of its environment variables are not set."""
+
+    def missing(self) -> list[str]: ...
+
+
+def gateway_resource_skip(resource: GatewayResource, job_name: str) -> dg.SkipReason | None:
+    """A skip naming the gateway's variables that are not set (no ``job_name`` run could do
+    anything but fail), or None when all are set."""
+    missing = resource.missing()
+    return dg.SkipReason(not_set_skip_message(missing, job_name)) if missing else None
 
 
 def gateway_down_reason(engine: Engine, queue: WorkQueue, *, now: datetime) -> str | None:
@@ -35,14 +56,26 @@ def gateway_down_reason(engine: Engine, queue: WorkQueue, *, now: datetime) -> s
     return None
 
 
-def retry_schedule_result(engine: Engine, queue: WorkQueue) -> dg.RunRequest | dg.SkipReason:
+def retry_schedule_result(
+    engine: Engine, queue: WorkQueue, gateway: GatewayResource, job_name: str
+) -> dg.RunRequest | dg.SkipReason:
+    skip = gateway_resource_skip(gateway, job_name)
+    if skip is not None:
+        return skip
     reason = gateway_down_reason(engine, queue, now=datetime.now(UTC))
     return dg.SkipReason(reason) if reason else dg.RunRequest()
 
 
 def retry_sensor_result(
-    context: dg.SensorEvaluationContext, engine: Engine, queue: WorkQueue, job_name: str
+    context: dg.SensorEvaluationContext,
+    engine: Engine,
+    queue: WorkQueue,
+    job_name: str,
+    gateway: GatewayResource,
 ) -> dg.RunRequest | dg.SkipReason:
+    skip = gateway_resource_skip(gateway, job_name)
+    if skip is not None:
+        return skip
     now = datetime.now(UTC)
     reason = gateway_down_reason(engine, queue, now=now)
     if reason is not None:
@@ -60,12 +93,26 @@ def retry_sensor_result(
     return dg.RunRequest(run_key=f"{job_name}-{key}", tags={"due_items": str(due)})
 
 
-def retry_schedule(job: dg.JobDefinition, queue: WorkQueue, cron: str) -> dg.ScheduleDefinition:
-    """``{job}_schedule``: a run of ``job`` at each ``cron`` tick (UTC), skipped while ``queue``'s
-    gateway is paused or its circuit breaker is open."""
+Context = dg.ScheduleEvaluationContext | dg.SensorEvaluationContext
+
+
+def _resource(context: Context, key: str):
+    """The resource ``key`` of a schedule's or sensor's context. The functions below take
+    ``**resources`` because a direct call (``sensor(context)``) passes each required resource
+    as a keyword while a tick passes none; both read the context's."""
+    return getattr(context.resources, key)
+
+
+def retry_schedule(
+    job: dg.JobDefinition, queue: WorkQueue, cron: str, sensor_name: str
+) -> dg.ScheduleDefinition:
+    """``{job}_schedule``: a run of ``job`` at each ``cron`` tick (UTC), skipped while a variable
+    of ``queue``'s gateway is not set, or the gateway is paused or its circuit breaker is open.
+    Stopped by default: ``sensor_name`` launches the same job whenever items are due."""
     description = (
-        f"Run {job.name} at {cron} (UTC), unless {queue.name} is paused or its circuit breaker "
-        "is open."
+        f"Stopped by default: {sensor_name} (running by default) launches {job.name} as soon as "
+        f"items are due. Started, this runs {job.name} at {cron} (UTC) as well, unless a "
+        f"{queue.name} variable is not set, {queue.name} is paused or its circuit breaker is open."
     )
 
     @dg.schedule(
@@ -74,22 +121,63 @@ def retry_schedule(job: dg.JobDefinition, queue: WorkQueue, cron: str) -> dg.Sch
         execution_timezone="UTC",
         job=job,
         description=description,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        required_resource_keys={"db", queue.name},
     )
-    def _schedule(context: dg.ScheduleEvaluationContext, db: DatabaseResource):
-        return retry_schedule_result(db.engine, queue)
+    def _schedule(context: dg.ScheduleEvaluationContext, **resources: object):
+        engine = _resource(context, "db").engine
+        return retry_schedule_result(engine, queue, _resource(context, queue.name), job.name)
 
     return _schedule
 
 
 def retry_sensor(name: str, job: dg.JobDefinition, queue: WorkQueue) -> dg.SensorDefinition:
-    """A sensor launching ``job`` as soon as ``queue`` has due items (``retry_sensor_result``)."""
+    """A sensor launching ``job`` as soon as ``queue`` has due items (``retry_sensor_result``);
+    running by default."""
     description = (
-        f"Launch {job.name} as soon as items are due, unless {queue.name} is paused, its circuit "
-        "breaker is open or a run is already in flight."
+        f"Running by default. Launches {job.name} as soon as items are due; skips, saying why, "
+        f"while a {queue.name} variable is not set, {queue.name} is paused, its circuit breaker "
+        "is open or a run is already in flight."
     )
 
-    @dg.sensor(name=name, job=job, minimum_interval_seconds=60, description=description)
-    def _sensor(context: dg.SensorEvaluationContext, db: DatabaseResource):
-        return retry_sensor_result(context, db.engine, queue, job.name)
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=60,
+        description=description,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={"db", queue.name},
+    )
+    def _sensor(context: dg.SensorEvaluationContext, **resources: object):
+        engine = _resource(context, "db").engine
+        gateway = _resource(context, queue.name)
+        return retry_sensor_result(context, engine, queue, job.name, gateway)
 
     return _sensor
+
+
+def gateway_schedule(
+    job: dg.JobDefinition,
+    gateway: str,
+    cron: str,
+    description: str,
+    *,
+    default_status: dg.DefaultScheduleStatus,
+) -> dg.ScheduleDefinition:
+    """``{job}_schedule``: a run of ``job`` at each ``cron`` tick (UTC), skipped while a variable
+    of the ``gateway`` resource is not set (``gateway_resource_skip``)."""
+
+    @dg.schedule(
+        name=f"{job.name}_schedule",
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        job=job,
+        description=description,
+        default_status=default_status,
+        required_resource_keys={gateway},
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, **resources: object):
+        skip = gateway_resource_skip(_resource(context, gateway), job.name)
+        return skip or dg.RunRequest()
+
+    return _schedule

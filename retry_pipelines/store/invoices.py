@@ -22,20 +22,35 @@ def _chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
         yield values[start : start + size]
 
 
-def dead_ids(
-    conn: Connection,
+MAX_ID = 2**63 - 1
+"""The largest id a row can have (PostgreSQL ``bigint``); larger ids name no invoice."""
+
+SUMMARY = (
+    "id",
+    "reference",
+    "status",
+    "last_error_type",
+    "last_error_code",
+    "last_error_message",
+    "last_attempt_at",
+    "attempt_count",
+    "updated_at",
+)
+"""The columns an operator's list of invoices shows (``summaries``, ``held``)."""
+
+
+def _dead_where(
     *,
     error_code: str | None,
     error_type: str | None,
     failed_after: datetime | None,
     failed_before: datetime | None,
-    limit: int,
-    lock: bool,
-) -> list[int]:
-    """Dead-lettered invoices matching the filters, lowest ids first; ``lock`` takes them
-    ``FOR UPDATE`` (SQLite transactions hold the write lock already)."""
+    invoice_ids: Sequence[int] = (),
+) -> list:
     t = invoices
     where = [t.c.status == InvoiceStatus.DEAD]
+    if invoice_ids:
+        where.append(t.c.id.in_(sorted({i for i in invoice_ids if 0 < i <= MAX_ID})))
     if error_code:  # cleaned as the stored codes were, so a cut code still matches
         where.append(t.c.last_error_code == clean_value(t.c.last_error_code, error_code))
     if error_type:
@@ -44,10 +59,73 @@ def dead_ids(
         where.append(t.c.last_attempt_at >= failed_after)
     if failed_before:
         where.append(t.c.last_attempt_at < failed_before)
-    selection = select(t.c.id).where(*where).order_by(t.c.id).limit(limit)
+    return where
+
+
+def dead_ids(conn: Connection, *, limit: int, lock: bool, **filters: Any) -> list[int]:
+    """Dead-lettered invoices matching the filters (``error_code``, ``error_type``,
+    ``failed_after``, ``failed_before``, ``invoice_ids``; none given: every dead invoice), lowest
+    ids first; ``lock`` takes them ``FOR UPDATE`` (SQLite transactions hold the write lock
+    already)."""
+    selection = select(invoices.c.id).where(*_dead_where(**filters))
+    selection = selection.order_by(invoices.c.id).limit(limit)
     if lock:
         selection = selection.with_for_update()
     return list(conn.execute(selection).scalars())
+
+
+def dead_count(conn: Connection, **filters: Any) -> int:
+    """How many dead-lettered invoices match the filters (as ``dead_ids``, without a limit)."""
+    query = select(func.count()).select_from(invoices).where(*_dead_where(**filters))
+    return conn.execute(query).scalar_one()
+
+
+def summaries(conn: Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The ``SUMMARY`` columns of the invoices ``ids`` (at most ``CHUNK``), lowest ids first."""
+    t = invoices
+    query = select(*(t.c[name] for name in SUMMARY)).where(t.c.id.in_(list(ids[:CHUNK])))
+    return [dict(row) for row in conn.execute(query.order_by(t.c.id)).mappings()]
+
+
+def held(conn: Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The ``SUMMARY`` columns of invoices held for reconciliation, longest held first (their
+    ``updated_at`` is when they were held: nothing else changes a held invoice)."""
+    t = invoices
+    query = (
+        select(*(t.c[name] for name in SUMMARY))
+        .where(t.c.status == InvoiceStatus.NEEDS_RECONCILIATION)
+        .order_by(t.c.updated_at, t.c.id)
+        .limit(limit)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def status_count(conn: Connection, status: str) -> int:
+    t = invoices
+    query = select(func.count()).select_from(t).where(t.c.status == status)
+    return conn.execute(query).scalar_one()
+
+
+def by_references(conn: Connection, references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """reference -> ``{"id", "status"}`` of the invoices whose reference is exactly one of
+    ``references``."""
+    t = invoices
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(references))):
+        query = select(t.c.reference, t.c.id, t.c.status).where(t.c.reference.in_(chunk))
+        for row in conn.execute(query).mappings():
+            found[row["reference"]] = {"id": row["id"], "status": row["status"]}
+    return found
+
+
+def number_holders(conn: Connection, numbers: Sequence[str]) -> dict[str, int]:
+    """FBR number -> id of the invoice it is recorded for, for those of ``numbers`` recorded."""
+    t = invoices
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(numbers))):
+        query = select(t.c.fbr_invoice_number, t.c.id).where(t.c.fbr_invoice_number.in_(chunk))
+        found.update(dict(conn.execute(query).all()))
+    return found
 
 
 def requeue_dead(conn: Connection, ids: Sequence[int], *, reason: str, now: datetime) -> list[int]:

@@ -1,8 +1,13 @@
 """Gateway pauses, shared by every run and host: a rate limit or refused credentials stop the
-whole gateway until a time, recorded in ``gateway_state``."""
+whole gateway until a time, recorded in ``gateway_state``.
+
+What caused a pause is read from its reason (``pause_kind``): the one writer of pauses, the
+pipeline's recorder, stores the failure that caused it as ``Failure.summary()``, which begins with
+its error type: ``TOKEN_EXPIRED`` (a refused token or credentials) or ``RATE_LIMIT``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,8 +15,26 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retry_pipelines.domain.errors import ErrorType
 from retry_pipelines.store.clean import clean_value
 from retry_pipelines.store.tables import gateway_state
+
+CREDENTIALS = "credentials"
+"""A pause for a refused token or refused credentials: a person must fix a setting."""
+RATE_LIMIT = "rate_limit"
+"""A pause the gateway asked for; it ends on its own."""
+OTHER = "other"
+"""A pause whose reason names neither (e.g. one set by hand)."""
+
+_KINDS = {ErrorType.TOKEN_EXPIRED.value: CREDENTIALS, ErrorType.RATE_LIMIT.value: RATE_LIMIT}
+_FIRST_WORD = re.compile(r"\s*([A-Z_]+)(?=[\s:]|$)")
+
+
+def pause_kind(reason: str | None) -> str:
+    """``CREDENTIALS``, ``RATE_LIMIT`` or ``OTHER``, from the error type a pause's reason begins
+    with (``Failure.summary()``: ``"TOKEN_EXPIRED 401: ..."``, ``"RATE_LIMIT 900800: ..."``)."""
+    match = _FIRST_WORD.match(reason or "")
+    return _KINDS.get(match.group(1), OTHER) if match else OTHER
 
 
 @dataclass(frozen=True)
@@ -19,6 +42,11 @@ class Pause:
     gateway: str
     until: datetime
     reason: str
+
+    @property
+    def kind(self) -> str:
+        """What caused the pause (``pause_kind``)."""
+        return pause_kind(self.reason)
 
 
 def upsert_state(engine: Engine, gateway: str, values: dict, update: dict) -> None:

@@ -42,6 +42,19 @@ def submitted_batches(engine: Engine, cycle_prefix: str) -> int:
         return conn.execute(stmt).scalar_one()
 
 
+def first_reference(engine: Engine, reference_prefix: str, statuses: Collection[str]) -> str | None:
+    """The reference of the slice's first invoice (by id) in one of ``statuses``, if any."""
+    t = invoices
+    stmt = (
+        select(t.c.reference)
+        .where(_invoices(reference_prefix), t.c.status.in_(list(statuses)))
+        .order_by(t.c.id)
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar_one_or_none()
+
+
 def item_counts(
     engine: Engine, cycle_prefix: str, statuses: Collection[str] | None = None
 ) -> dict[str, int]:

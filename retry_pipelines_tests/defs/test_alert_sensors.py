@@ -16,12 +16,6 @@ NOT_CONFIGURED = f"alert webhook not configured: set {URL_ENV} and {SECRET_ENV}"
 
 
 @pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
-@pytest.fixture
 def unconfigured(monkeypatch):
     for name in (URL_ENV, SECRET_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -84,6 +78,38 @@ def test_a_failed_run_posts_one_verified_alert(instance, receiver):
     raw = receiver.raw[0][0].decode()
     assert LEAKY_TOKEN not in raw
     assert SECRET not in raw
+
+
+def test_a_run_failed_for_a_variable_not_set_alerts_with_its_one_line(
+    instance, receiver, sqlite_url, monkeypatch
+):
+    """The operator reads the failure's own line, not Dagster's wrapper and class name."""
+    from retry_pipelines.defs.resources import DatabaseResource
+
+    monkeypatch.delenv("FBR_API_BASE_URL", raising=False)
+    loaded = project_defs()
+    result = loaded.resolve_job_def("retry_failed_invoices").execute_in_process(
+        resources={"db": DatabaseResource(url=sqlite_url), "fbr": loaded.resources["fbr"]},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    with dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"alert_webhook": AlertWebhookResource()},
+    ) as context:
+        assert run_failure_alert_sensor(context.for_run_failure()) is None
+    [alert] = receiver.accepted
+    assert alert["details"]["failed_steps"] == [
+        {
+            "step": "submit_due_invoices",
+            "error": "FBR_API_BASE_URL is not set in the code location's environment; set it "
+            "(see README) and launch again",
+        }
+    ]
 
 
 def test_an_undelivered_run_alert_skips_with_the_reason(instance, receiver):

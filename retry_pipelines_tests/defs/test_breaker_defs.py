@@ -16,6 +16,7 @@ from retry_pipelines.defs.fbr.retry import (
     retry_failed_invoices_schedule,
     retryable_invoices_sensor,
 )
+from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import (
     retry_payout_batches_schedule,
     retryable_payout_batches_sensor,
@@ -49,7 +50,11 @@ def trip(engine, gateway: str, now: datetime) -> breakers.Breaker:
 
 
 def _resources(url):
-    return {"db": DatabaseResource(url=url)}
+    return {
+        "db": DatabaseResource(url=url),
+        "fbr": FbrResource(base_url="http://127.0.0.1:9", token=TOKEN),
+        "paypal": PaypalResource(base_url="http://127.0.0.1:9", client_id="c", client_secret="s"),
+    }
 
 
 def _sensor(sensor, url):

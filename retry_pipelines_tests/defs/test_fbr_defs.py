@@ -1,10 +1,12 @@
-"""The FBR schedule and sensor: run requests, run keys, cursor and skip reasons."""
+"""The FBR schedule and sensor: run requests, run keys, cursor and skip reasons (the skips for
+a variable that is not set are in ``test_missing_gateway_variables``)."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
+from retry_pipelines.defs.fbr.resources import FbrResource
 from retry_pipelines.defs.fbr.retry import (
     retry_failed_invoices,
     retry_failed_invoices_schedule,
@@ -14,11 +16,13 @@ from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.store import pauses
 from retry_pipelines_tests.support.factories import insert_invoices
 
+FBR = FbrResource(base_url="http://127.0.0.1:9", token="test-token-1234")
+
 
 def test_schedule_requests_a_run_every_five_minutes(sqlite_url):
     at = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
     with dg.build_schedule_context(
-        scheduled_execution_time=at, resources={"db": DatabaseResource(url=sqlite_url)}
+        scheduled_execution_time=at, resources={"db": DatabaseResource(url=sqlite_url), "fbr": FBR}
     ) as context:
         data = retry_failed_invoices_schedule.evaluate_tick(context)
     [request] = data.run_requests
@@ -30,7 +34,7 @@ def _evaluate(url, instance=None, cursor=None):
     with dg.build_sensor_context(
         instance=instance or dg.DagsterInstance.ephemeral(),
         cursor=cursor,
-        resources={"db": DatabaseResource(url=url)},
+        resources={"db": DatabaseResource(url=url), "fbr": FBR},
     ) as context:
         return retryable_invoices_sensor(context), context
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from sqlalchemy import func, select
 
 from retry_pipelines.defs.fbr.resources import FbrResource
@@ -79,15 +78,23 @@ def test_job_through_dagster_cli_on_the_project_instance(sqlite_url, sqlite_engi
     assert TOKEN not in proc.stdout + proc.stderr
 
 
-def test_missing_token_fails_with_a_clear_error(sqlite_url, tmp_path, monkeypatch):
+def test_missing_token_fails_the_run_in_one_line_naming_it(sqlite_url, monkeypatch):
+    """The code location's own binding: the run exists and fails naming the variable (before, an
+    unset variable failed the launch itself with a config error and no run)."""
     monkeypatch.delenv("FBR_API_TOKEN", raising=False)
     monkeypatch.setenv("FBR_API_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("RETRY_PIPELINES_DATABASE_URL", sqlite_url)
     from retry_pipelines.definitions import defs
 
     job = defs().resolve_job_def("retry_failed_invoices")
-    with pytest.raises(dg.DagsterInvalidConfigError, match='"FBR_API_TOKEN" which is not set'):
-        job.execute_in_process()
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "submit_due_invoices"
+    assert failure.step_failure_data.user_failure_data.description == (
+        "FBR_API_TOKEN is not set in the code location's environment; set it (see README) and "
+        "launch again"
+    )
 
 
 def test_a_run_whose_submit_step_fails_fails_naming_it_with_its_summary(sqlite_url, monkeypatch):

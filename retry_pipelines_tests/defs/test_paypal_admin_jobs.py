@@ -8,6 +8,9 @@ import pytest
 from sqlalchemy import select, update
 
 from retry_pipelines.defs.paypal.admin import (
+    ManualRetryConfig,
+    OverrideStatusConfig,
+    RepayConfig,
     manual_retry_payout_batch,
     override_payout_batch_status,
     repay_payout_batch,
@@ -15,6 +18,7 @@ from retry_pipelines.defs.paypal.admin import (
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import retry_payout_batches
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.domain.states import BATCH
 from retry_pipelines.engine.paypal.recording import PayoutItem, PayoutRejected, record_batch
 from retry_pipelines.store import tables
 from retry_pipelines_tests.support.paypal import CLIENT_ID, CLIENT_SECRET, running_paypal
@@ -148,9 +152,8 @@ def test_override_job_reports_and_audits_and_refuses_a_forbidden_move(sqlite_url
     assert not refused.success
     [failure] = [e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert failure.step_failure_data.error.cause.cls_name == "AdminError"
-    assert (
-        "canceled -> pending is not an admin override"
-        in failure.step_failure_data.error.cause.message
+    assert failure.step_failure_data.user_failure_data.description == (
+        "payout batch: canceled -> pending is not an admin override; from canceled none is allowed"
     )
     [audit] = _audit(sqlite_engine)
     assert (audit["action"], audit["from_status"], audit["to_status"], audit["run_id"]) == (
@@ -201,3 +204,57 @@ def test_repay_job_records_an_audited_new_batch_and_refuses_a_live_one(sqlite_ur
     assert audit["details"]["new_batch_id"] == new_id
     with pytest.raises(PayoutRejected, match="'inv-2' is already in batch"):
         record_batch(sqlite_engine, cycle_id="c-1", items=ITEMS[1:], now=now + timedelta(days=1))
+
+
+def test_new_status_is_an_enum_of_the_admin_targets(sqlite_url, sqlite_engine):
+    batch_id = record_batch(sqlite_engine, cycle_id="c-2", items=ITEMS, now=datetime.now(UTC)).id
+    [field] = [
+        f for name, f in OverrideStatusConfig.to_fields_dict().items() if name == "new_status"
+    ]
+    targets = sorted(set().union(*BATCH.admin.values()))
+    assert [v.config_value for v in field.config_type.enum_values] == targets
+    assert targets == ["canceled", "completed", "dead", "pending"]
+    base = {"batch_id": batch_id, "admin_id": "finance-ali", "reason": "voided (case 8842)"}
+    resources = {"db": DatabaseResource(url=sqlite_url)}
+    for refused in ("archived", "needs_reconciliation", "CANCELED"):
+        with pytest.raises(dg.DagsterInvalidConfigError, match="new_status"):
+            override_payout_batch_status.execute_in_process(
+                run_config=_config("override_one_payout_batch", new_status=refused, **base),
+                resources=resources,
+            )
+    result = override_payout_batch_status.execute_in_process(
+        run_config=_config("override_one_payout_batch", new_status="dead", **base),
+        resources=resources,
+    )
+    assert result.output_for_node("override_one_payout_batch") == "dead"
+    assert _batch(sqlite_engine, batch_id)["status"] == "dead"
+
+
+def test_a_retry_policy_out_of_bounds_fails_in_one_line_before_any_call(sqlite_url, sqlite_engine):
+    batch_id = record_batch(sqlite_engine, cycle_id="c-3", items=ITEMS, now=datetime.now(UTC)).id
+    paypal = PaypalResource(base_url="http://127.0.0.1:9", client_id="c", client_secret="s")
+    result = manual_retry_payout_batch.execute_in_process(
+        run_config=_config(
+            "retry_one_payout_batch",
+            batch_id=batch_id,
+            admin_id="finance-sara",
+            reason="retry after the fix",
+            max_retries=500,
+        ),
+        resources={"db": DatabaseResource(url=sqlite_url), "paypal": paypal},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "invalid run config for ManualRetryConfig: max_retries must be a finite number >= 0 and "
+        "<= 100, got 500"
+    )
+    assert _batch(sqlite_engine, batch_id)["attempt_count"] == 0
+    assert list(_audit(sqlite_engine)) == []
+
+
+@pytest.mark.parametrize("config", [ManualRetryConfig, OverrideStatusConfig, RepayConfig])
+def test_every_launchpad_field_has_a_description(config):
+    fields = config.to_fields_dict()
+    assert {name for name, field in fields.items() if not field.description} == set()

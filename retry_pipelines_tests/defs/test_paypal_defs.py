@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from retry_pipelines.definitions import defs
+from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.paypal.retry import retryable_payout_batches_sensor
 from retry_pipelines.defs.resources import DatabaseResource
 from retry_pipelines.engine.paypal.recording import PayoutItem, record_batch
@@ -28,7 +29,13 @@ def test_paypal_admin_jobs_wait_for_a_paypal_run_in_flight():
 
 def _evaluate(url):
     with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources={"db": DatabaseResource(url=url)}
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={
+            "db": DatabaseResource(url=url),
+            "paypal": PaypalResource(
+                base_url="http://127.0.0.1:9", client_id="c", client_secret="s"
+            ),
+        },
     ) as context:
         return retryable_payout_batches_sensor(context), context
 

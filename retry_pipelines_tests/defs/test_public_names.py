@@ -16,6 +16,7 @@ JOBS = {
     "retry_failed_invoices": (FBR, {"submit_due_invoices": "fbr_api"}),
     "requeue_dead_invoices": (FBR, {}),
     "resolve_held_invoice": (FBR, {}),
+    "resolve_held_invoices": (FBR, {}),
     "retry_payout_batches": (PAYPAL, {"submit_due_batches": "paypal_api"}),
     # Every admin job carries its gateway's tag, like FBR's: an admin run on a payout batch waits
     # for a PayPal run in flight instead of racing it for the same batch.
@@ -31,21 +32,27 @@ JOBS = {
     "daily_retry_reports": ({}, {}),
     "refresh_retry_backlog": ({}, {}),
     "show_item": ({}, {}),  # read-only: waits behind no gateway's run
+    "refresh_operator_worklist": ({}, {}),  # read-only too
 }
 
 SCHEDULES = {
-    # schedule: (cron, job); every one in UTC
-    "retry_failed_invoices_schedule": ("*/5 * * * *", "retry_failed_invoices"),
-    "retry_payout_batches_schedule": ("*/10 * * * *", "retry_payout_batches"),
-    "reconcile_payout_batches_schedule": ("*/15 * * * *", "reconcile_payout_batches"),
-    "daily_retry_reports_schedule": ("15 0 * * *", "daily_retry_reports"),
-    "retry_backlog_schedule": ("*/15 * * * *", "refresh_retry_backlog"),
+    # schedule: (cron, job, running by default); every one in UTC. The retry schedules are off:
+    # the retry sensors launch the same jobs as soon as items are due.
+    "retry_failed_invoices_schedule": ("*/5 * * * *", "retry_failed_invoices", False),
+    "retry_payout_batches_schedule": ("*/10 * * * *", "retry_payout_batches", False),
+    "reconcile_payout_batches_schedule": ("*/15 * * * *", "reconcile_payout_batches", True),
+    "daily_retry_reports_schedule": ("15 0 * * *", "daily_retry_reports", True),
+    "retry_backlog_schedule": ("*/15 * * * *", "refresh_retry_backlog", True),
+    "operator_worklist_schedule": ("*/10 * * * *", "refresh_operator_worklist", True),
 }
 
 SENSORS = {
     # sensor: (job it launches or None, running by default)
-    "retryable_invoices_sensor": ("retry_failed_invoices", False),
-    "retryable_payout_batches_sensor": ("retry_payout_batches", False),
+    "retryable_invoices_sensor": ("retry_failed_invoices", True),
+    "retryable_payout_batches_sensor": ("retry_payout_batches", True),
+    "operator_worklist_sensor": ("refresh_operator_worklist", True),
+    "attention_alert_sensor": (None, True),
+    "gateway_pause_alert_sensor": (None, True),
     "stuck_locks_sensor": ("release_stuck_locks", True),
     "run_failure_alert_sensor": (None, True),
     "asset_check_alert_sensor": (None, True),
@@ -54,9 +61,10 @@ SENSORS = {
 
 ASSETS = {
     # asset: (group, partitions)
-    "retry_metrics": ("retry_reports", "daily from 2026-01-01, UTC"),
-    "error_distribution_report": ("retry_reports", "daily from 2026-01-01, UTC"),
+    "retry_metrics": ("retry_reports", "daily from 2026-11-01 through today, UTC"),
+    "error_distribution_report": ("retry_reports", "daily from 2026-11-01 through today, UTC"),
     "retry_backlog": ("retry_reports", None),
+    "operator_worklist": ("operations", None),
 }
 
 ASSET_CHECKS = {
@@ -68,7 +76,7 @@ ASSET_CHECKS = {
     ("retry_backlog", "breaker_not_stuck_open"),
 }
 
-RESOURCES = {"db", "fbr", "paypal", "alert_webhook"}
+RESOURCES = {"db", "fbr", "paypal", "alert_webhook", "attention_alerts"}
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
@@ -76,7 +84,8 @@ def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
         return None
     assert isinstance(partitions_def, dg.DailyPartitionsDefinition)
     start = partitions_def.get_first_partition_key()
-    return f"daily from {start}, {partitions_def.timezone}"
+    end = {0: "", 1: " through today"}[partitions_def.end_offset]
+    return f"daily from {start}{end}, {partitions_def.timezone}"
 
 
 def _sensor_job(sensor: dg.SensorDefinition) -> str | None:
@@ -98,7 +107,10 @@ def test_jobs_with_their_run_tags_and_pools():
 def test_schedules_with_their_cron_and_job():
     loaded = defs()
     schedules = {s.name: loaded.resolve_schedule_def(s.name) for s in loaded.schedules}
-    assert {n: (s.cron_schedule, s.job_name) for n, s in schedules.items()} == SCHEDULES
+    running = dg.DefaultScheduleStatus.RUNNING
+    assert {
+        n: (s.cron_schedule, s.job_name, s.default_status == running) for n, s in schedules.items()
+    } == SCHEDULES
     assert {s.execution_timezone for s in schedules.values()} == {"UTC"}
 
 

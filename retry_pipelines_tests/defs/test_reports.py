@@ -1,7 +1,7 @@
 """The daily report assets through dg.materialize: exact figures on both databases, report rows
-replaced per partition, a 7-day backfill, and the schedule's partition."""
+replaced per partition, a 7-day backfill, today's partition, and the schedule's partition."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from retry_pipelines.defs.reports.assets import (
     DAILY,
+    PARTITIONS_START,
     daily_retry_reports,
     error_distribution_report,
     retry_metrics,
@@ -18,8 +19,10 @@ from retry_pipelines.reports.storage import ERRORS_REPORT, METRICS_REPORT, read_
 from retry_pipelines.store.queues import INVOICES
 from retry_pipelines.store.tables import error_distribution_daily, report_days, retry_metrics_daily
 from retry_pipelines_tests.support.factories import insert_invoices
-from retry_pipelines_tests.support.report_data import DAY, add_attempts, at, fail, ok, seed_scenario
+from retry_pipelines_tests.support.report_data import add_attempts, at, fail, ok, seed_scenario
 
+DAY = date(2026, 11, 10)
+"""The day the scenario's figures are about: one of the report partitions (from 2026-11-01)."""
 KEY = DAY.isoformat()
 
 
@@ -46,7 +49,7 @@ def _checks(result) -> dict:
 
 
 def test_daily_reports_materialize_exact_figures(engine):
-    seed_scenario(engine)
+    seed_scenario(engine, DAY)
     result = materialize_day(engine, DAY)
     assert result.success
 
@@ -105,7 +108,7 @@ def _count(engine, table, *where):
 
 
 def test_rematerializing_a_partition_replaces_its_rows(engine):
-    seed_scenario(engine)
+    seed_scenario(engine, DAY)
     first = materialize_day(engine, DAY)
     [invoice] = insert_invoices(engine, 1, now=at(DAY, 0), start=100)
     add_attempts(
@@ -151,7 +154,7 @@ def test_seven_day_backfill_writes_seven_days_once(engine):
 
 
 def test_backfill_policy_and_job_cover_both_daily_assets():
-    assert DAILY.get_first_partition_key() == "2026-01-01"
+    assert DAILY.get_first_partition_key() == PARTITIONS_START == "2026-11-01"
     keys = {k.to_user_string() for k in daily_retry_reports.selection.resolve(_graph())}
     assert keys == {"retry_metrics", "error_distribution_report"}
 
@@ -162,14 +165,40 @@ def _graph():
     return defs().resolve_asset_graph()
 
 
-def test_schedule_requests_yesterdays_partition():
+def _tick(at: datetime):
     from retry_pipelines.definitions import defs
 
-    schedule = defs().resolve_schedule_def("daily_retry_reports_schedule")
+    loaded = defs()
+    schedule = loaded.resolve_schedule_def("daily_retry_reports_schedule")
     assert schedule.cron_schedule == "15 0 * * *"
     assert schedule.job_name == "daily_retry_reports"
     context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 3, 11, 0, 15, tzinfo=UTC)
+        scheduled_execution_time=at, repository_def=loaded.get_repository_def()
     )
-    [request] = schedule.evaluate_tick(context).run_requests
+    return schedule.evaluate_tick(context)
+
+
+def test_schedule_requests_the_day_that_just_ended_not_today():
+    """Partitions reach today (end_offset=1), yet the 00:15 run reports the day that ended."""
+    [request] = _tick(datetime(2026, 11, 11, 0, 15, tzinfo=UTC)).run_requests
     assert request.partition_key == KEY
+    assert request.run_key == KEY  # one run per day, however often the tick is evaluated
+
+
+def test_schedule_skips_a_day_before_the_first_partition():
+    data = _tick(datetime(2026, 11, 1, 0, 15, tzinfo=UTC))
+    assert data.run_requests == []
+    assert data.skip_message == "2026-10-31 is before the first report day, 2026-11-01"
+
+
+def test_todays_partition_exists_and_materializes_todays_attempts(engine):
+    """Today's figures show while the day runs: its partition exists and holds today's attempts."""
+    before = datetime.now(UTC).date()
+    last = DAILY.get_last_partition_key()
+    assert last in {before.isoformat(), datetime.now(UTC).date().isoformat()}  # midnight-safe
+    today = date.fromisoformat(last)
+    [invoice] = insert_invoices(engine, 1, now=at(today, 0) - timedelta(hours=1))
+    add_attempts(engine, INVOICES, invoice, [ok(at(today, 0, 0, 1), 7)])
+    result = materialize_day(engine, today)
+    assert result.success
+    assert _metadata(result, "retry_metrics")["fbr/attempts"] == 1

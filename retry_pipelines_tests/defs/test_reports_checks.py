@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -16,7 +16,10 @@ from retry_pipelines.store.queues import INVOICES, PAYOUTS
 from retry_pipelines.store.tables import retry_metrics_daily
 from retry_pipelines_tests.defs.test_definitions import _expire_some_leases
 from retry_pipelines_tests.support.factories import insert_batches, insert_invoices
-from retry_pipelines_tests.support.report_data import DAY, add_attempts, at, fail, ok
+from retry_pipelines_tests.support.report_data import add_attempts, at, fail, ok
+
+DAY = date(2026, 11, 10)
+"""The day the checks are about: one of the report partitions (from 2026-11-01)."""
 
 
 def _resources(engine, token: str | None = None, expires_on: str | None = None):

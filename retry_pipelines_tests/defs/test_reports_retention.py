@@ -80,13 +80,13 @@ def test_a_day_whose_history_was_pruned_keeps_its_stored_report_when_materialize
     from retry_pipelines_tests.defs.test_reports import _metadata, materialize_day
 
     now = datetime.now(UTC)
-    old = now.date() - timedelta(days=40)
+    old = now.date() - timedelta(days=5)  # a report partition (they start on 2026-11-01)
     for invoice in insert_invoices(engine, 3, now=at(old, 0)):
         add_attempts(engine, INVOICES, invoice, [ok(at(old, 6), 3)])
         set_status(engine, INVOICES, invoice, "submitted", at(old, 6))
     assert materialize_day(engine, old).success
     before = read_report(engine, METRICS_REPORT, old, old + timedelta(days=1))
-    assert _run(engine, keep_days=30).output_for_node("prune_old_attempts")["fbr/deleted"] == 3
+    assert _run(engine, keep_days=2).output_for_node("prune_old_attempts")["fbr/deleted"] == 3
 
     again = materialize_day(engine, old)
     assert again.success

@@ -31,6 +31,10 @@ CONFIG = """ops:
       max_delay_seconds: 0.1
       cooldown_seconds: 0.05
 """
+FBR_CONFIG = "      token_pause_seconds: 0\n"
+"""A 401 answered again after the token reload (fault_401 twice in a row) pauses FBR for no time:
+a run that ends with its gateway paused for refused credentials fails, and this run must succeed
+whichever invoices meet the faults."""
 
 
 def _hits(root: Path, secrets: list[str]) -> list[str]:
@@ -58,7 +62,7 @@ def test_no_secret_reaches_the_instance_the_database_or_the_output(tmp_path):
     configs = {}
     for op in ("submit_due_invoices", "submit_due_batches"):
         configs[op] = tmp_path / f"{op}.yaml"
-        configs[op].write_text(CONFIG.format(op=op))
+        configs[op].write_text(CONFIG.format(op=op) + FBR_CONFIG * (op == "submit_due_invoices"))
 
     fbr_args = ["--authorized-ntn", DEFAULT_SELLER_NTN, "--token", FBR_TOKEN, "--seed", "4"]
     fbr_args += ["--faults", "fault_401=0.1,http_500=0.05,malformed_json=0.05,read_timeout=0.05"]

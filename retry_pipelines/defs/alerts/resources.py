@@ -9,6 +9,7 @@ part of the resource's config, so they never show in the UI or in run config.
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from retry_pipelines.alerts import WebhookSettings
 from retry_pipelines.alerts.payload import secrets_from_env
@@ -21,10 +22,25 @@ SECRET_ENV = "RETRY_PIPELINES_ALERT_WEBHOOK_SECRET"
 class AlertWebhookResource(dg.ConfigurableResource):
     """Where alerts go. Config holds only the names of the variables, never their values."""
 
-    url_env: str = URL_ENV
-    secret_env: str = SECRET_ENV
-    timeout_seconds: float = 5.0
-    max_attempts: int = 3
+    url_env: str = Field(
+        default=URL_ENV,
+        description="Name of the environment variable holding the webhook's URL (its value is "
+        "read at each tick and never shown).",
+    )
+    secret_env: str = Field(
+        default=SECRET_ENV,
+        description="Name of the environment variable holding the HMAC secret that signs each "
+        "alert (its value is read at each tick and never shown).",
+    )
+    timeout_seconds: float = Field(
+        default=5.0,
+        description="Longest wait for the webhook's answer to one delivery, in seconds.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        description="Attempts to deliver one alert within a tick; one still not delivered is "
+        "sent again on the next tick.",
+    )
 
     def missing(self) -> list[str]:
         """The variables that must still be set before alerts can be sent."""

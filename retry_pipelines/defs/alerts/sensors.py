@@ -25,14 +25,16 @@ CHECK_BATCH = 20
 
 
 def _step_errors(context: dg.RunFailureSensorContext) -> list[dict]:
-    """Each failed step with the error its code raised (not Dagster's wrapper around it)."""
+    """Each failed step with the error its code raised (not Dagster's wrapper around it); for a
+    ``dg.Failure``, its description alone (the one line written for the operator)."""
     errors = []
     for event in context.get_step_failure_events():
         data = event.step_failure_data
+        described = data.user_failure_data.description if data and data.user_failure_data else None
         error = data.error if data is not None else None
         while error is not None and error.cause is not None:
             error = error.cause
-        text = error.message.strip() if error else event.message
+        text = described or (error.message.strip() if error else event.message)
         errors.append({"step": event.step_key, "error": text})
     return errors
 

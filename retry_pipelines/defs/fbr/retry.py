@@ -48,10 +48,12 @@ retry_failed_invoices = retry_job(
 )
 
 
-retry_failed_invoices_schedule = retry_schedule(retry_failed_invoices, INVOICES, "*/5 * * * *")
-
 retryable_invoices_sensor = retry_sensor(
     "retryable_invoices_sensor", retry_failed_invoices, INVOICES
+)
+
+retry_failed_invoices_schedule = retry_schedule(
+    retry_failed_invoices, INVOICES, "*/5 * * * *", retryable_invoices_sensor.name
 )
 
 

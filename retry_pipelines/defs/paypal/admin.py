@@ -3,6 +3,7 @@ Each reports the batch it acted on (``engine.paypal.admin.batch_report``) as out
 
 import asyncio
 from datetime import UTC, datetime
+from enum import Enum
 
 import dagster as dg
 from pydantic import Field
@@ -10,9 +11,11 @@ from sqlalchemy import Engine
 
 from retry_pipelines.defs.paypal.resources import PaypalResource
 from retry_pipelines.defs.resources import DatabaseResource
-from retry_pipelines.domain.policy import PAYPAL_DEFAULT
+from retry_pipelines.domain.policy import PAYPAL_DEFAULT, RetryPolicy
+from retry_pipelines.domain.states import BATCH
 from retry_pipelines.engine.paypal import admin as actions
 from retry_pipelines.lib.admin import AdminConfig, admin_action, report_metadata
+from retry_pipelines.lib.bounds import RUN_BOUNDS, checked
 from retry_pipelines.lib.settings import policy_overrides
 from retry_pipelines.lib.tags import PAYPAL, gateway_tags
 
@@ -27,17 +30,48 @@ class ManualRetryConfig(AdminConfig):
     A dead batch, or one held as needs_reconciliation (PayPal may have created it), starts a fresh
     budget; resending a held batch adopts the one PayPal made (same sender_batch_id)."""
 
-    batch_id: int
-    max_retries: int | None = None
-    base_delay_seconds: float | None = None
-    max_delay_seconds: float | None = None
+    batch_id: int = Field(description="The payout batch to retry now (its id).")
+    max_retries: int | None = Field(
+        default=None,
+        description="Attempts allowed after the first for this retry (0 to 100; empty: "
+        "the PayPal default).",
+    )
+    base_delay_seconds: float | None = Field(
+        default=None,
+        description="Delay before the first retry, doubled each time (0 to 604800 s; empty: "
+        "the PayPal default).",
+    )
+    max_delay_seconds: float | None = Field(
+        default=None,
+        description="Longest delay between two retries (0 to 604800 s; empty: the PayPal default).",
+    )
+
+    def config_problems(self) -> list[str]:
+        fields = ("max_retries", "base_delay_seconds", "max_delay_seconds")
+        found = (RUN_BOUNDS[name].problem(name, getattr(self, name)) for name in fields)
+        return [problem for problem in found if problem]
+
+
+BatchAdminStatus = Enum(
+    "BatchAdminStatus", {status: status for status in sorted(set().union(*BATCH.admin.values()))}
+)
+"""The statuses an admin override can set: every target of the payout batch machine's admin
+transitions (``domain.states.BATCH``); which one is allowed depends on the batch's status."""
+
+
+def _admin_moves() -> str:
+    return "; ".join(
+        f"{src} -> {', '.join(sorted(dsts))}" for src, dsts in sorted(BATCH.admin.items())
+    )
 
 
 class OverrideStatusConfig(AdminConfig):
     """Set a batch's status along an allowed admin transition (e.g. dead -> canceled)."""
 
-    batch_id: int
-    new_status: str
+    batch_id: int = Field(description="The payout batch whose status is set (its id).")
+    new_status: BatchAdminStatus = Field(
+        description=f"The status to set; allowed from its current status: {_admin_moves()}."
+    )
 
 
 class RepayConfig(AdminConfig):
@@ -64,15 +98,12 @@ def retry_one_payout_batch(
     db: DatabaseResource,
     paypal: PaypalResource,
 ) -> str:
+    policy: RetryPolicy = checked(config, lambda: policy_overrides(config, PAYPAL_DEFAULT))
+
     async def retry(actor, now) -> str:
         async with paypal.client() as client:
             await actions.manual_retry(
-                db.engine,
-                client,
-                actor,
-                batch_id=config.batch_id,
-                now=now,
-                policy=policy_overrides(config, PAYPAL_DEFAULT),
+                db.engine, client, actor, batch_id=config.batch_id, now=now, policy=policy
             )
         return actions.batch_report(db.engine, config.batch_id, now=now).batch["status"]
 
@@ -94,7 +125,7 @@ def override_one_payout_batch(
         config,
         db,
         lambda actor, now: actions.override_status(
-            db.engine, actor, batch_id=config.batch_id, new_status=config.new_status, now=now
+            db.engine, actor, batch_id=config.batch_id, new_status=config.new_status.value, now=now
         ),
         lambda _: _report(db.engine, config.batch_id),
     )

@@ -4,6 +4,7 @@ through phase 1's validation and the payout identity rule (``recording.record_ba
 fails the run with the reason as the failure's description, and nothing is written."""
 
 from datetime import UTC, datetime
+from enum import Enum
 
 import dagster as dg
 from pydantic import Field
@@ -19,6 +20,14 @@ TAGS = gateway_tags(PAYPAL)
 """Like every job acting on payout batches: one PayPal run at a time on the instance."""
 
 
+class RecipientType(Enum):
+    """What a payee's receiver is (``recording.RECIPIENT_TYPES``)."""
+
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    PAYPAL_ID = "PAYPAL_ID"
+
+
 class PayoutItemConfig(dg.Config):
     """One payee line of the batch."""
 
@@ -28,8 +37,8 @@ class PayoutItemConfig(dg.Config):
     sender_item_id: str = Field(
         description="Your id for this payee line; never repeated within a cycle."
     )
-    recipient_type: str = Field(
-        default="EMAIL", description="What receiver is: EMAIL, PHONE or PAYPAL_ID."
+    recipient_type: RecipientType = Field(
+        default=RecipientType.EMAIL, description="What receiver is: EMAIL, PHONE or PAYPAL_ID."
     )
     note: str | None = Field(default=None, description="A note to the payee (optional).")
 
@@ -74,10 +83,15 @@ def payout_from_config(config: RecordPayoutConfig) -> PayoutFile:
         )
     return inline_payout(
         config.cycle_id,
-        [item.model_dump() for item in config.items or []],
+        [_item_values(item) for item in config.items or []],
         email_subject=config.email_subject,
         email_message=config.email_message,
     )
+
+
+def _item_values(item: PayoutItemConfig) -> dict[str, str | None]:
+    """An inline item as the values a payout file would hold (the recipient type as text)."""
+    return {**item.model_dump(), "recipient_type": item.recipient_type.value}
 
 
 @dg.op(description="Record one payout batch (phase 1), due for submission by retry_payout_batches.")

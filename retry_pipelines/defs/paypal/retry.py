@@ -9,12 +9,12 @@ import dagster as dg
 from pydantic import Field
 
 from retry_pipelines.defs.paypal.resources import PaypalResource
-from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.resources import DatabaseResource, require_variables
 from retry_pipelines.engine.paypal.reconcile import reconcile
 from retry_pipelines.engine.paypal.retry import retry_payout_batches as submit_batches
 from retry_pipelines.lib.bounds import Bound
 from retry_pipelines.lib.retry import retry_job
-from retry_pipelines.lib.sensing import retry_schedule, retry_sensor
+from retry_pipelines.lib.sensing import gateway_schedule, retry_schedule, retry_sensor
 from retry_pipelines.lib.settings import BATCH_SIZE, IN_FLIGHT, TIME_BUDGET, RetrySettings
 from retry_pipelines.store.queues import PAYOUTS
 
@@ -51,6 +51,8 @@ retry_payout_batches = retry_job(
 def reconcile_submitted_batches(
     context: dg.OpExecutionContext, db: DatabaseResource, paypal: PaypalResource
 ) -> dict:
+    require_variables(paypal.missing())
+
     async def run():
         async with paypal.client() as client:
             return await reconcile(db.engine, client, now=datetime.now(UTC))
@@ -78,18 +80,22 @@ def reconcile_payout_batches():
     reconcile_submitted_batches()
 
 
-retry_payout_batches_schedule = retry_schedule(retry_payout_batches, PAYOUTS, "*/10 * * * *")
-
-reconcile_payout_batches_schedule = dg.ScheduleDefinition(
-    name="reconcile_payout_batches_schedule",
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    job=reconcile_payout_batches,
-    description="Reconcile submitted payout batches every 15 minutes.",
-)
-
 retryable_payout_batches_sensor = retry_sensor(
     "retryable_payout_batches_sensor", retry_payout_batches, PAYOUTS
+)
+
+retry_payout_batches_schedule = retry_schedule(
+    retry_payout_batches, PAYOUTS, "*/10 * * * *", retryable_payout_batches_sensor.name
+)
+
+reconcile_payout_batches_schedule = gateway_schedule(
+    reconcile_payout_batches,
+    PAYOUTS.name,
+    "*/15 * * * *",
+    "Running by default: every 15 minutes (UTC), poll the batches PayPal accepted and their "
+    "items not final yet, so submitted batches reach completed; skips, naming it, while a "
+    "PayPal variable is not set.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 

@@ -4,14 +4,14 @@ every 15 minutes. Every asset check is declared on its asset (``check_specs``) a
 data the asset just computed."""
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
 from retry_pipelines.defs.fbr.resources import FbrResource
-from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.defs.resources import DatabaseResource, variables_not_set
 from retry_pipelines.lib.metadata import (
     backlog_metadata,
     check_result,
@@ -33,7 +33,12 @@ from retry_pipelines.reports.tokens import (
 from retry_pipelines.store.queues import QUEUES
 
 GROUP = "retry_reports"
-DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+PARTITIONS_START = "2026-11-01"
+"""The first report day: recent, so a fresh deployment lists a few weeks of partitions, not
+months of empty ones. Days before it can still be computed with ``reports.storage`` from code."""
+DAILY = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC", end_offset=1)
+"""One partition per UTC day, today's included (``end_offset=1``), so today's figures can be
+materialized and plotted while the day runs; the schedule reports the day that just ended."""
 FAILURE_RATE_CHECK = "failure_rate_below_threshold"
 SPIKE_CHECK = "no_error_rate_spike"
 BACKLOG_CHECKS = {
@@ -176,8 +181,9 @@ def retry_backlog(
 def _token_check(db: DatabaseResource, fbr: FbrResource, now: datetime) -> dg.AssetCheckResult:
     """The FBR token's expiry, from the ``fbr`` resource's settings (never shown), else the
     ``FBR_API_TOKEN_EXPIRES_AT`` variable, else what a run recorded."""
+    token = fbr.resolved_token()
     settings = {
-        TOKEN_ENV: fbr.token or "",
+        TOKEN_ENV: token or "",
         EXPIRES_AT_ENV: fbr.token_expires_on or dg.EnvVar(EXPIRES_AT_ENV).get_value() or "",
     }
     try:
@@ -186,7 +192,21 @@ def _token_check(db: DatabaseResource, fbr: FbrResource, now: datetime) -> dg.As
         return dg.AssetCheckResult(
             check_name="fbr_token_not_expiring", passed=False, description=str(exc)
         )
+    if expiry.expires_at is None and not token and not fbr.token_file:
+        return _no_token_result()
     return check_result("fbr_token_not_expiring", checks.token_expiry(expiry, now=now))
+
+
+def _no_token_result() -> dg.AssetCheckResult:
+    """No FBR token configured at all: nothing can expire and no FBR run can start (its sensor
+    and schedule skip naming the variable), so the check cannot tell and does not fail."""
+    return dg.AssetCheckResult(
+        check_name="fbr_token_not_expiring",
+        passed=True,
+        description=f"cannot tell: {variables_not_set([TOKEN_ENV])} (no FBR run starts "
+        "until it is set; see README)",
+        metadata={"source": "unknown", "token_configured": False},
+    )
 
 
 daily_retry_reports = dg.define_asset_job(
@@ -195,13 +215,31 @@ daily_retry_reports = dg.define_asset_job(
     description="Both daily reports for one UTC day; backfill past days from the UI.",
 )
 
-daily_retry_reports_schedule = dg.build_schedule_from_partitioned_job(
-    daily_retry_reports,
+
+def day_that_ended(context: dg.ScheduleEvaluationContext) -> str:
+    """The partition key of the UTC day before the tick's (the day that just ended at 00:00)."""
+    at = context.scheduled_execution_time or datetime.now(UTC)
+    return (at.astimezone(UTC).date() - timedelta(days=1)).isoformat()
+
+
+@dg.schedule(
     name="daily_retry_reports_schedule",
-    hour_of_day=0,
-    minute_of_hour=15,
-    description="At 00:15 UTC, the daily reports of the day that just ended.",
+    cron_schedule="15 0 * * *",
+    execution_timezone="UTC",
+    job=daily_retry_reports,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Running by default: at 00:15 UTC, both daily reports of the day that just ended "
+    "(yesterday's partition; today's can be materialized from the UI at any time).",
 )
+def daily_retry_reports_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> dg.RunRequest | dg.SkipReason:
+    # Not build_schedule_from_partitioned_job: with end_offset=1 that targets today's partition.
+    day = day_that_ended(context)
+    if day < PARTITIONS_START:
+        return dg.SkipReason(f"{day} is before the first report day, {PARTITIONS_START}")
+    return dg.RunRequest(run_key=day, partition_key=day)
+
 
 refresh_retry_backlog = dg.define_asset_job(
     "refresh_retry_backlog",
@@ -214,7 +252,9 @@ retry_backlog_schedule = dg.ScheduleDefinition(
     cron_schedule="*/15 * * * *",
     execution_timezone="UTC",
     job=refresh_retry_backlog,
-    description="Snapshot the backlog every 15 minutes.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Running by default: snapshot the backlog and run its checks every 15 minutes "
+    "(UTC); needs no gateway variable.",
 )
 
 

@@ -11,8 +11,19 @@ from retry_pipelines.reports.retention import prune_attempt_history as prune
 
 
 class PruneAttemptHistoryConfig(dg.Config):
-    keep_days: int = Field(default=90, ge=1, description="Keep attempts of the last N UTC days.")
-    admin_id: str = Field(default="retention", description="Recorded in each admin_audit row.")
+    """How much attempt history to keep, and who prunes it (an audited admin action)."""
+
+    keep_days: int = Field(
+        default=90,
+        ge=1,
+        description="Keep the attempts of the last N UTC days (at least 1); older days are "
+        "pruned only once both daily reports cover them.",
+    )
+    admin_id: str = Field(
+        default="retention",
+        description="Who prunes, recorded in each admin_audit row (must be allowed by "
+        "RETRY_PIPELINES_ADMIN_IDS when that is set).",
+    )
 
 
 @dg.op(

@@ -4,7 +4,9 @@ UPDATE changed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -12,8 +14,12 @@ from retry_pipelines.domain.fbr_reference import fbr_number_problem
 from retry_pipelines.domain.states import INVOICE, InvoiceStatus
 from retry_pipelines.engine.actor import Actor, AdminError, audit
 from retry_pipelines.store import invoices as store
-from retry_pipelines.store.clean import identifier_problem
+from retry_pipelines.store.clean import clean_text, identifier_problem
 from retry_pipelines.store.tables import invoices
+
+MAX_INVOICE_IDS = 1000
+SHOWN_MESSAGE = 300
+"""Characters of an invoice's last error message an operator's list shows."""
 
 
 def requeue_dead_invoices(
@@ -25,39 +31,87 @@ def requeue_dead_invoices(
     error_type: str | None = None,
     failed_after: datetime | None = None,
     failed_before: datetime | None = None,
+    invoice_ids: Sequence[int] = (),
     limit: int = 1000,
     dry_run: bool = False,
 ) -> list[int]:
     """Put dead-lettered invoices back in the queue with a fresh retry budget, after a data or
     configuration fix. Returns the ids requeued (those that would be, for a dry run).
 
-    The selection is locked (``FOR UPDATE`` on PostgreSQL; SQLite transactions take the write lock
-    when they begin) and the UPDATE is conditional on the row still being dead; only the rows it
-    changed (``RETURNING``) are audited and returned, so concurrent runs never requeue or audit
-    one invoice twice."""
-    if not (error_code or error_type or failed_after or failed_before):
-        raise AdminError("name at least one filter: error_code, error_type or a date range")
-    if not 1 <= limit <= 100_000:
-        raise AdminError("limit must be within 1..100000")
+    A real run needs at least one filter; a dry run with none lists every dead invoice (up to
+    ``limit``). The selection is locked (``FOR UPDATE`` on PostgreSQL; SQLite transactions take
+    the write lock when they begin) and the UPDATE is conditional on the row still being dead;
+    only the rows it changed (``RETURNING``) are audited and returned, so concurrent runs never
+    requeue or audit one invoice twice."""
+    filters = {
+        "error_code": error_code,
+        "error_type": error_type,
+        "failed_after": failed_after,
+        "failed_before": failed_before,
+        "invoice_ids": tuple(invoice_ids),
+    }
+    _check_requeue(filters, limit=limit, dry_run=dry_run)
     INVOICE.require(InvoiceStatus.DEAD, InvoiceStatus.PENDING, admin=True)
     with engine.begin() as conn:
-        ids = store.dead_ids(
-            conn,
-            error_code=error_code,
-            error_type=error_type,
-            failed_after=failed_after,
-            failed_before=failed_before,
-            limit=limit,
-            lock=not dry_run,
-        )
+        ids = store.dead_ids(conn, limit=limit, lock=not dry_run, **filters)
         if dry_run or not ids:
             return ids
         reason = f"requeued by {actor.admin_id}: {actor.reason}"
         changed = store.requeue_dead(conn, ids, reason=reason, now=now)
-        filters = {"error_code": error_code, "error_type": error_type}
+        details = {"error_code": error_code, "error_type": error_type}
         for item_id in changed:
-            audit(conn, actor, "requeue", item_id, "dead", "pending", now, filters)
+            audit(conn, actor, "requeue", item_id, "dead", "pending", now, details)
     return changed
+
+
+def _check_requeue(filters: dict[str, Any], *, limit: int, dry_run: bool) -> None:
+    if not dry_run and not any(filters.values()):
+        raise AdminError(
+            "name at least one filter for a real requeue: invoice_ids, error_code, error_type or "
+            "a date range (a dry run with no filter lists every dead invoice)"
+        )
+    if not 1 <= limit <= 100_000:
+        raise AdminError("limit must be within 1..100000")
+    if len(filters["invoice_ids"]) > MAX_INVOICE_IDS:
+        raise AdminError(
+            f"invoice_ids names {len(filters['invoice_ids']):,} invoices; give at most "
+            f"{MAX_INVOICE_IDS:,} (or filter by error_code, error_type or a date range)"
+        )
+
+
+def count_dead(engine: Engine, **filters: Any) -> int:
+    """How many dead-lettered invoices match the filters of ``requeue_dead_invoices``."""
+    with engine.connect() as conn:
+        return store.dead_count(conn, **filters)
+
+
+def listed(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The invoices ``ids`` (at most ``store.CHUNK``) as an operator's list shows them
+    (``shown``), lowest ids first."""
+    with engine.connect() as conn:
+        return [shown(row) for row in store.summaries(conn, ids)]
+
+
+def shown(row: dict[str, Any]) -> dict[str, Any]:
+    """One invoice for an operator's list: its id, reference, status, attempts, last error (type,
+    code, a message of at most ``SHOWN_MESSAGE`` characters on one line), when it last failed and
+    since when it is in its status; times in ISO 8601."""
+    message = clean_text(row["last_error_message"], limit=SHOWN_MESSAGE, multiline=False)
+    return {
+        "id": row["id"],
+        "reference": row["reference"],
+        "status": row["status"],
+        "attempts": row["attempt_count"],
+        "error_type": row["last_error_type"] or "",
+        "error_code": row["last_error_code"] or "",
+        "error_message": message or "",
+        "failed_at": _iso(row["last_attempt_at"]),
+        "since": _iso(row["updated_at"]),
+    }
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
 
 
 RESOLUTIONS = {
@@ -96,6 +150,8 @@ def resolve_held_invoice(
     problem = fbr_number_problem(number) if number else None
     if problem:
         raise AdminError(f"fbr_invoice_number {number!r} is not an FBR invoice number: {problem}")
+    if not 0 < invoice_id <= store.MAX_ID:
+        raise AdminError(f"invoice {invoice_id} does not exist")
     with engine.begin() as conn:
         other = store.number_holder(conn, number, invoice_id) if number else None
         if other is not None:
