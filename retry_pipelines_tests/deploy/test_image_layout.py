@@ -1,7 +1,6 @@
 """The code image's layout loads the code location: the files deploy/Dockerfile's build stage
-copies, laid out under its WORKDIR and imported from there (as the image's editable install does),
-give the `retry_pipelines` definitions with no variable set. A wheel installed in site-packages
-would not: load_from_defs_folder finds the project through pyproject.toml beside the package."""
+copies, laid out under its WORKDIR and imported from there, give the `retry_pipelines`
+definitions with no variable set."""
 
 import json
 import os
