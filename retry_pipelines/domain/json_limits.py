@@ -127,6 +127,38 @@ def read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
     return data
 
 
+NOT_UTF8 = "{name} is not UTF-8 text (byte {byte})"
+"""How ``read_bounded_text`` says text is not UTF-8 unless told otherwise."""
+
+
+def read_bounded_text(
+    path: str | os.PathLike,
+    max_bytes: int,
+    *,
+    error: type[Exception],
+    consequence: str,
+    name: str | None = None,
+    not_utf8: str = NOT_UTF8,
+) -> str:
+    """The text of the regular file ``path`` read by ``read_bounded``, decoded as UTF-8 (a byte
+    order mark is dropped). Every refusal is an ``error``: one by ``read_bounded`` with
+    ``; {consequence}`` after its message, an ``OSError`` as ``cannot read {name}: ...``, and text
+    that is not UTF-8 as ``not_utf8`` formatted with ``name``, ``byte`` (the offset of the first
+    bad byte) and ``consequence``. ``name`` is the path as messages show it (``str(path)``)."""
+    shown = str(path) if name is None else name
+    try:
+        data = read_bounded(path, max_bytes)
+    except JsonFileError as exc:
+        raise error(f"{exc}; {consequence}") from None
+    except OSError as exc:
+        raise error(f"cannot read {shown}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        message = not_utf8.format(name=shown, byte=exc.start, consequence=consequence)
+        raise error(message) from None
+
+
 def _object(pairs: list[tuple[str, Any]]) -> JsonObject:
     result = JsonObject()
     repeated: list[str] = []

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from retry_pipelines.domain.fbr_reference import fbr_number_problem
-from retry_pipelines.domain.json_limits import JsonFileError, read_bounded
+from retry_pipelines.domain.json_limits import read_bounded_text
 from retry_pipelines.domain.states import InvoiceStatus
 from retry_pipelines.engine.actor import Actor, AdminError
 from retry_pipelines.engine.fbr.admin import RESOLUTIONS, resolve_held_invoice, shown
@@ -177,19 +177,14 @@ def read_rows(csv_path: str | None, csv_text: str | None) -> tuple[list[Row], li
 
 
 def _file_text(path: str) -> str:
-    try:
-        data = read_bounded(path, MAX_BYTES)
-    except JsonFileError as exc:
-        raise SettleFileError(f"{exc}; nothing was applied") from None
-    except OSError as exc:
-        raise SettleFileError(f"cannot read {_quoted(path)}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SettleFileError(
-            f"{_quoted(path)} is not UTF-8 text (byte {exc.start:,}); save it as UTF-8 CSV; "
-            "nothing was applied"
-        ) from None
+    return read_bounded_text(
+        path,
+        MAX_BYTES,
+        error=SettleFileError,
+        consequence="nothing was applied",
+        name=_quoted(path),
+        not_utf8="{name} is not UTF-8 text (byte {byte:,}); save it as UTF-8 CSV; {consequence}",
+    )
 
 
 def _inline_text(text: str) -> str:

@@ -29,7 +29,7 @@ from retry_pipelines.domain.json_limits import (
     JsonFileError,
     json_defects,
     parse_json,
-    read_bounded,
+    read_bounded_text,
 )
 from retry_pipelines.engine.paypal.recording import (
     MAX_ITEMS,
@@ -62,16 +62,9 @@ def read_payout_file(
 ) -> PayoutFile:
     """The batch in ``path``; ``cycle_id`` is required for CSV and, for JSON, must agree with the
     file's own when both are given. ``PayoutFileError`` when anything in it is wrong."""
-    try:
-        data = read_bounded(path, max_bytes)
-    except JsonFileError as exc:
-        raise PayoutFileError(f"{exc}; nothing was recorded") from None
-    except OSError as exc:
-        raise PayoutFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PayoutFileError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    text = read_bounded_text(
+        path, max_bytes, error=PayoutFileError, consequence="nothing was recorded"
+    )
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix == ".json" or (suffix != ".csv" and text.lstrip().startswith("{")):
         return parse_payout_json(text, cycle_id=cycle_id, name=str(path))
