@@ -255,9 +255,11 @@ def dev_command(
     given: str | None, dagster_args: list[str], environ: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
     """The ``dagster dev`` command and its environment, once the chosen app database is migrated
-    and the instance directory exists; prints which database and instance it opens and why."""
+    and the instance directory exists; prints which database and instance it opens and why, and
+    how to restore automations an interrupted demo left paused (``demo.automations``)."""
     from pathlib import Path
 
+    from retry_pipelines.demo.automations import paused_note
     from retry_pipelines.demo.local import (
         WORKSPACE,
         dagster_home,
@@ -275,6 +277,8 @@ def dev_command(
     print(f"database: {redacted(engine)} ({why})")
     _print_payout_conflicts(engine)
     print(f"Dagster instance: {home}; the UI will be at {UI_URL} (or the port given with -p)")
+    if note := paused_note(home):
+        print(note)
     env = {
         **environ,
         DATABASE_URL_ENV: engine.url.render_as_string(hide_password=False),

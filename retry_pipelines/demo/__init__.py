@@ -3,10 +3,12 @@ sandboxes), launched in the ``retry_pipelines`` code location on the local insta
 the report assets and the operator worklist show in ``make dev``'s UI.
 
 ``run`` holds the whole demo, ``fbr`` and ``paypal`` its two halves, ``reports`` the assets
-after them, ``launch`` how runs are launched and followed, ``local`` the instance and database it
-shares with ``make dev``, ``summary`` and ``tour`` what it prints; the counts come from
+after them, ``launch`` how runs are launched and followed, ``services`` the Dagster webserver and
+daemon it runs, ``automations`` the sensors and schedules it pauses meanwhile, ``local`` the
+instance and database it shares with ``make dev``, ``jobs`` ``execute_job`` (``dg launch --job``)
+and the demo's repeated runs, ``summary`` and ``tour`` what it prints; the counts come from
 ``store.summaries``. Needs the ``sandbox`` extra; names are imported on first use, so
-``local`` (used by ``retry-pipelines dev``) works without it.
+``local`` and ``automations`` (used by ``retry-pipelines dev``) work without it.
 """
 
 from __future__ import annotations

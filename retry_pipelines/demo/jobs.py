@@ -1,9 +1,9 @@
 """Running this code location's jobs the way an operator would.
 
-``execute_job`` is ``dagster job execute`` (the run is executed by the command itself, outside
-any code location; tests use it); the demo launches its runs in the code location instead
-(``demo.launch``), so they show under each job in the UI, and repeats a retry job the way its
-schedule would (``run_until``).
+``execute_job`` is ``dg launch --job`` (the command executes the run itself, on the instance in
+``$DAGSTER_HOME``, outside any code location; tests use it); the demo launches its runs in the code
+location instead (``demo.launch``), so they show under each job in the UI, and repeats a retry job
+the way its schedule would (``run_until``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from retry_pipelines.demo.launch import Launcher, RunOutcome
 
 
 def execute_job(job: str, env: dict[str, str], *, cwd=None, config_file: str | None = None):
-    """``dagster job execute`` of one of this code location's jobs, as a separate process."""
+    """``dg launch --job JOB -m retry_pipelines.definitions -a defs [-c FILE]``: one of this code
+    location's jobs executed by a separate process, which ends with the run."""
     command = [
-        str(Path(sys.executable).parent / "dagster"),
-        "job",
-        "execute",
+        str(Path(sys.executable).parent / "dg"),
+        "launch",
+        "--job",
+        job,
         "-m",
         "retry_pipelines.definitions",
         "-a",
         "defs",
-        "-j",
-        job,
     ]
     if config_file:
         command += ["-c", config_file]

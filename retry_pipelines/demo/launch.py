@@ -1,14 +1,17 @@
 """Launching this code location's jobs as the UI's Launchpad does: through the GraphQL API of a
 Dagster webserver that serves ``workspace.yaml`` (code location ``retry_pipelines``) on the
-demo's launcher instance (``demo.local``), so every run is listed under its job in ``make dev``.
+project's instance in ``$DAGSTER_HOME`` (``demo.local``), so every run is listed under its job in
+``make dev``.
 
-One webserver serves the whole demo, on a free local port, and is stopped at the end: each run
-then costs only its own process. (``dagster job launch`` would start a Python process and a code
-server for every run as well: about three times the start-up on two cores.) The webserver reads
-the app database and gateway settings from its environment when it starts, so the demo starts
-both sandboxes first. Its output, with every run's, goes to ``webserver.log`` in the launcher
-instance's directory. While a run executes, a progress line is printed at least every
-``PROGRESS_EVERY`` seconds.
+One webserver serves the whole demo, on a free local port, and is stopped at the end. A launched
+run waits in the instance's run queue until the Dagster daemon (``demo.services``) dequeues it
+and starts it in a process of its own, as under ``make dev``; a run still queued after
+``QUEUE_TIMEOUT`` seconds is canceled and its launch fails, naming ``daemon.log``. (``dagster job
+launch`` would start a Python process and a code server for every run as well: about three
+times the start-up on two cores.) The webserver and the daemon read the app database and gateway
+settings from their environment when they start, so the demo starts both sandboxes first. The
+webserver's output goes to ``webserver.log`` in the home. While the webserver starts and while a
+run waits or executes, a progress line is printed at least every ``PROGRESS_EVERY`` seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ PROGRESS_EVERY = 5.0
 POLL_SECONDS = 0.5
 RUN_TIMEOUT = 600.0
 STARTUP_TIMEOUT = 300.0
+QUEUE_TIMEOUT = 120.0
+"""Seconds a launched run may wait in the queue before the launch fails (the daemon did not
+dequeue it)."""
+WAITING = ("QUEUED", "NOT_STARTED")
+DAEMON_LOG = "daemon.log"
 HOST = "127.0.0.1"
 REPOSITORY = "__repository__"
 """The repository name Dagster gives a code location's ``Definitions``."""
@@ -56,6 +64,8 @@ LAUNCH_MUTATION = """mutation Launch($params: ExecutionParams!) {
     ... on PythonError { message } } }"""
 STATUS_QUERY = """query Status($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run { status } ... on PythonError { message } } }"""
+TERMINATE_MUTATION = """mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) { __typename } }"""
 ERRORS_QUERY = """query Errors($runId: ID!) {
   logsForRun(runId: $runId, limit: 5000) { __typename
     ... on EventConnection { events { __typename
@@ -154,9 +164,9 @@ class _Attempt:
 
 
 class Launcher:
-    """A Dagster webserver for ``workspace`` on the launcher instance ``home`` with ``env``,
-    launching runs one at a time (see the module's docstring). ``with`` starts and stops it;
-    the first launch waits until the code location is loaded."""
+    """A Dagster webserver for ``workspace`` on the instance in ``home`` with ``env``, launching
+    runs one at a time (see the module's docstring). ``with`` starts and stops it;
+    ``wait_until_ready`` (else the first launch) waits until the code location is loaded."""
 
     def __init__(
         self,
@@ -167,10 +177,12 @@ class Launcher:
         every: float = PROGRESS_EVERY,
         out: Callable[[str], None] = print,
     ):
-        self._workspace = workspace
-        self._env = {**env, "DAGSTER_HOME": str(home)}
+        self.home, self.workspace = home, workspace
+        self.env = {**env, "DAGSTER_HOME": str(home)}
+        """What the webserver runs with; the daemon (``demo.services``) runs with the same."""
         self._every, self._out = every, out
         self.log = home / "webserver.log"
+        self.daemon_log = home / DAEMON_LOG
         self._proc: subprocess.Popen | None = None
         self._client: httpx.Client | None = None
         self._ready = False
@@ -185,14 +197,14 @@ class Launcher:
     def start(self) -> None:
         port = _free_port()
         command = [str(Path(sys.executable).parent / "dagster-webserver")]
-        command += ["-w", str(self._workspace), "-h", HOST, "-p", str(port)]
+        command += ["-w", str(self.workspace), "-h", HOST, "-p", str(port)]
         with self.log.open("w") as log:
             self._proc = subprocess.Popen(
                 command,
-                env=self._env,
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # the webserver, its code server and the runs: one group
+                start_new_session=True,  # the webserver and its code server: one group
             )
         self._client = httpx.Client(base_url=f"http://{HOST}:{port}", timeout=120)
 
@@ -200,7 +212,7 @@ class Launcher:
         if self._client is not None:
             self._client.close()
         if self._proc is not None and self._proc.poll() is None:
-            _stop_group(self._proc)
+            stop_group(self._proc)
         self._proc = self._client = None
 
     def launch(
@@ -247,10 +259,14 @@ class Launcher:
                 return
             attempt.run_id = run_id
             status = RunStatus(lambda: self._status(run_id))
-            deadline = time.monotonic() + RUN_TIMEOUT
+            launched = time.monotonic()
             while not status.wait(POLL_SECONDS * 4):
                 attempt.state = "running" if status.status == "STARTED" else status.status.lower()
-                if time.monotonic() > deadline:
+                waited = time.monotonic() - launched
+                if status.status in WAITING and waited > QUEUE_TIMEOUT:
+                    self._give_up(attempt, run_id, waited)
+                    return
+                if waited > RUN_TIMEOUT:
                     attempt.result = "timed out"
                     attempt.messages = (f"still {status.status} after {RUN_TIMEOUT:.0f} s",)
                     return
@@ -274,21 +290,30 @@ class Launcher:
             "runConfigData": dict(config),
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }
-        answer = self._query(LAUNCH_MUTATION, {"params": params})["launchRun"]
+        answer = self.query(LAUNCH_MUTATION, {"params": params})["launchRun"]
         if answer["__typename"] == "LaunchRunSuccess":
             return answer["run"]["runId"], ()
         found = [e["message"] for e in answer.get("errors", [])] or [answer.get("message", "")]
         return None, (f"{answer['__typename']}: {'; '.join(found)}",)
 
+    def _give_up(self, attempt: _Attempt, run_id: str, waited: float) -> None:
+        """A run the daemon did not dequeue: cancel it (so a later daemon does not start it)."""
+        attempt.result = "timed out"
+        attempt.messages = (
+            f"still queued after {waited:.0f} s: the Dagster daemon did not start it; its output "
+            f"is in {self.daemon_log}",
+        )
+        self.query(TERMINATE_MUTATION, {"runId": run_id})
+
     def _status(self, run_id: str) -> str:
-        answer = self._query(STATUS_QUERY, {"runId": run_id})["runOrError"]
+        answer = self.query(STATUS_QUERY, {"runId": run_id})["runOrError"]
         if answer["__typename"] != "Run":
             raise DemoUiError(f"run {run_id}: {answer['__typename']} {answer.get('message', '')}")
         return answer["status"]
 
     def _errors(self, run_id: str) -> tuple[str, ...]:
         """The run's error events and error-level messages (the last few)."""
-        answer = self._query(ERRORS_QUERY, {"runId": run_id})["logsForRun"]
+        answer = self.query(ERRORS_QUERY, {"runId": run_id})["logsForRun"]
         found = []
         for event in answer.get("events", []):
             error = (event.get("error") or {}).get("message")
@@ -297,7 +322,8 @@ class Launcher:
                 found.append(f"{step}{event.get('message', '')} {error or ''}".strip())
         return tuple(found[-MESSAGES_SHOWN:])
 
-    def _query(self, query: str, variables: Mapping[str, Any] | None = None) -> dict:
+    def query(self, query: str, variables: Mapping[str, Any] | None = None) -> dict:
+        """The ``data`` of a GraphQL query or mutation; ``DemoUiError`` if it is refused."""
         assert self._client is not None, "start() the launcher first"
         try:
             answer = self._client.post("/graphql", json={"query": query, "variables": variables})
@@ -310,7 +336,22 @@ class Launcher:
             raise DemoUiError(f"the Dagster webserver refused a query: {body['errors'][0]}")
         return body["data"]
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
+        """Until the webserver answers and the code location is loaded, printing a progress line
+        at least every ``every`` seconds."""
+        start = time.monotonic()
+        due = start + self._every
+
+        def report() -> None:
+            nonlocal due
+            now = time.monotonic()
+            if now >= due:
+                self._out(f"  {now - start:5.0f} s  the Dagster webserver is loading {LOCATION}")
+                due = now + self._every
+
+        self._wait_until_ready(report)
+
+    def _wait_until_ready(self, report: Callable[[], None] = lambda: None) -> None:
         """Until the webserver answers and the code location is loaded (once)."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._ready:
@@ -320,11 +361,12 @@ class Launcher:
                 raise DemoUiError(f"the Dagster webserver did not start; {self._log_hint()}")
             self._ready = self._location_loaded()
             if not self._ready:
+                report()
                 time.sleep(POLL_SECONDS)
 
     def _location_loaded(self) -> bool:
         try:
-            workspace = self._query(WORKSPACE_QUERY)["workspaceOrError"]
+            workspace = self.query(WORKSPACE_QUERY)["workspaceOrError"]
         except DemoUiError:  # not serving yet
             return False
         entries = {e["name"]: e for e in workspace.get("locationEntries", [])}
@@ -355,8 +397,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Stop the webserver this launcher started, with its code server (one process group)."""
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a process started in a session of its own (the webserver or the daemon) with its
+    code server and the runs it started: one process group."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

@@ -1,12 +1,10 @@
 """The local Dagster instance and app database that ``make demo`` and ``make dev`` share.
 
-``make dev`` (``retry-pipelines dev``) serves the Dagster instance in ``$DAGSTER_HOME``
-(``.dagster_home``, configured by the project's ``dagster.yaml``: a run queue that the daemon
-drains). The demo launches its runs into the same run and event storage through an instance
-of its own beside it (``demo_launcher/`` inside that home): the same configuration except that
-runs start at once (Dagster's default run coordinator) instead of waiting in the queue for a
-daemon the demo does not run. Its ``storage`` folder is a link to the home's, so compute logs
-and step outputs land where ``make dev`` looks for them.
+Both run on the Dagster instance in ``$DAGSTER_HOME`` (``.dagster_home``, configured by the
+project's ``dagster.yaml``: a run queue that the daemon drains). ``make dev`` runs ``dagster dev``
+(a webserver and the daemon); the demo runs the same two processes itself (``demo.services``), so
+its runs wait in the same queue and show in ``make dev``'s UI, and it pauses the code location's
+sensors and schedules while it runs (``demo.automations``).
 
 Which app database ``make dev`` opens: ``--database-url``, else ``RETRY_PIPELINES_DATABASE_URL``,
 else the demo's (``.retry_pipelines/demo.db``) when a demo made one, else the default
@@ -17,11 +15,9 @@ its sandboxes never receive another database's items.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from retry_pipelines.config import DATABASE_URL_ENV, DEFAULT_SQLITE_PATH
 
@@ -29,22 +25,13 @@ DEMO_DATABASE = Path(".retry_pipelines") / "demo.db"
 WORKSPACE = Path("workspace.yaml")
 INSTANCE_FILE = Path("dagster.yaml")
 DEFAULT_DAGSTER_HOME = Path(".dagster_home")
-LAUNCHER_DIR = "demo_launcher"
 LOCATION = "retry_pipelines"
 """The code location's name in ``workspace.yaml``; the UI lists a job's runs by it."""
 REPOSITORY_LABEL = f"__repository__@{LOCATION}"
 """What a run launched in the code location is tagged with (``.dagster/repository``): a job's
 Runs tab in the UI lists the runs of that job name carrying this label."""
-IMMEDIATE_RUN_COORDINATOR = {
-    "module": "dagster._core.run_coordinator",
-    "class": "DefaultRunCoordinator",
-}
-"""Dagster's coordinator that hands a run to the run launcher as soon as it is submitted. An
-instance configuration names it by module path, and 1.13 exports it from no public module (the
-``dagster.core.run_coordinator`` of older references no longer exists; without an entry an
-instance queues its runs); ``retry_pipelines_tests/demo`` loads this configuration, so a move
-fails there."""
-_STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+OLD_LAUNCHER_DIR = "demo_launcher"
+"""Where earlier demos kept an instance of their own inside the home; no longer used."""
 
 
 class LocalSetupError(ValueError):
@@ -74,32 +61,14 @@ def dagster_home(environ: Mapping[str, str]) -> Path:
     return home
 
 
-def launcher_config(config: Mapping[str, Any], home: Path) -> dict[str, Any]:
-    """The home's instance configuration for runs that start at once: Dagster's default run
-    coordinator instead of a queue, and the home's storage, named explicitly unless the
-    configuration names one already (e.g. PostgreSQL)."""
-    out = {k: v for k, v in config.items() if k not in ("run_coordinator", "run_queue")}
-    out["run_coordinator"] = dict(IMMEDIATE_RUN_COORDINATOR)
-    if not any(key in out for key in _STORAGE_KEYS):
-        out["storage"] = {"sqlite": {"base_dir": str(home)}}
-    return out
-
-
-def launcher_home(home: Path) -> Path:
-    """The demo's instance directory inside ``home`` (see the module's docstring), written anew
-    from the home's ``dagster.yaml``."""
-    base = yaml.safe_load((home / INSTANCE_FILE).read_text()) or {}
-    launcher = home / LAUNCHER_DIR
-    launcher.mkdir(exist_ok=True)
-    (launcher / INSTANCE_FILE).write_text(
-        "# Written by `retry-pipelines demo` from ../dagster.yaml: the same instance storage, runs "
-        "launched at once.\n" + yaml.safe_dump(launcher_config(base, home), sort_keys=False)
-    )
-    storage, shared = launcher / "storage", home / "storage"
-    shared.mkdir(exist_ok=True)
-    if not storage.is_symlink():
-        storage.symlink_to(shared, target_is_directory=True)
-    return launcher
+def remove_old_launcher(home: Path) -> bool:
+    """Delete the ``demo_launcher/`` folder an earlier demo left in ``home``; True if there was
+    one. (Its ``storage`` is a link to the home's: the link goes, the home's storage stays.)"""
+    old = home / OLD_LAUNCHER_DIR
+    if old.is_symlink() or not old.is_dir():
+        return False
+    shutil.rmtree(old)
+    return True
 
 
 def dev_database(given: str | None, environ: Mapping[str, str]) -> tuple[str, str]:

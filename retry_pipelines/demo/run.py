@@ -1,5 +1,6 @@
-"""``make demo`` from start to end: a fresh demo database, the FBR and PayPal halves launched in
-the code location, the report assets, then where to look in the UI."""
+"""``make demo`` from start to end: a fresh demo database, the Dagster webserver and daemon on the
+local instance with the code location's automations paused (``demo.services``), the FBR and
+PayPal halves launched in the code location, the report assets, then where to look in the UI."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from retry_pipelines.demo.launch import Launcher
 from retry_pipelines.demo.local import (
     DEMO_DATABASE,
     LOCATION,
+    OLD_LAUNCHER_DIR,
     WORKSPACE,
     dagster_home,
-    launcher_home,
     remove_demo_database,
+    remove_old_launcher,
     require_project_files,
 )
 from retry_pipelines.demo.reports import materialize_reports
+from retry_pipelines.demo.services import running_dagster
 from retry_pipelines.demo.tour import render_tour
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store import migrate
@@ -41,6 +44,8 @@ def run_demo(
     require_project_files()
     engine = _demo_engine(database_url)
     home = dagster_home(os.environ)
+    if remove_old_launcher(home):
+        print(f"removed {home / OLD_LAUNCHER_DIR}: an earlier demo's instance, no longer used")
     stamp = f"{datetime.now(UTC):%Y%m%d%H%M%S}"
     prefix = f"DEMO{stamp}"
     with (
@@ -53,8 +58,14 @@ def run_demo(
             **fbr.gateway_env(fbr_sandbox.url),
             **paypal.gateway_env(paypal_sandbox.url),
         }
-        with Launcher(launcher_home(home), WORKSPACE.resolve(), env) as launcher:
-            print(f"runs: launched in the {LOCATION} code location of {WORKSPACE}")
+        with (
+            Launcher(home, WORKSPACE.resolve(), env) as launcher,
+            running_dagster(launcher),
+        ):
+            print(
+                f"runs: launched in the {LOCATION} code location of {WORKSPACE}, started by "
+                f"the Dagster daemon (its output: {launcher.daemon_log})"
+            )
             print("\n== FBR invoices ==")
             fbr_ok = fbr.run_fbr_demo(engine, launcher, fbr_sandbox, prefix, count, max_runs)
             print("\n== PayPal payout batches ==")

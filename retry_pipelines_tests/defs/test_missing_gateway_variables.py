@@ -224,7 +224,7 @@ def test_backlog_materializes_and_its_token_check_cannot_tell(location, sqlite_u
 def test_the_dagster_cli_creates_the_run_and_it_fails_naming_the_variables(
     sqlite_url, sqlite_engine, tmp_path
 ):
-    """The real launch path of a job (``dagster job execute`` on the project's instance): the run
+    """The real launch path of a job (``dg launch --job`` on the project's instance): the run
     is created (an unset ``dg.EnvVar`` used to stop the launch itself with a traceback), and fails
     in one line naming the variables, with no traceback from resource initialization."""
     insert_invoices(sqlite_engine, 2, now=datetime.now(UTC) - timedelta(minutes=1))

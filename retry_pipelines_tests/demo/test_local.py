@@ -1,25 +1,27 @@
-"""The instance and database ``make demo`` and ``make dev`` share (``demo.local``), and the
+"""The instance and database ``make demo`` and ``make dev`` share (``demo.local``), the pause file
+of the demo's automations (``demo.automations``, with a stand-in for the GraphQL API), and the
 ``retry-pipelines dev`` command built on them: no Dagster process is started here."""
 
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import yaml
 
 from retry_pipelines.cli import build_parser, dev_command, main
 from retry_pipelines.config import DATABASE_URL_ENV, DEFAULT_SQLITE_PATH
+from retry_pipelines.demo import automations
+from retry_pipelines.demo.automations import PAUSE_FILE, Automation, paused_note, read_pause_file
+from retry_pipelines.demo.launch import DemoUiError
 from retry_pipelines.demo.local import (
     DEMO_DATABASE,
-    LAUNCHER_DIR,
     LOCATION,
+    OLD_LAUNCHER_DIR,
     LocalSetupError,
     dagster_home,
     dev_database,
-    launcher_config,
-    launcher_home,
     remove_demo_database,
+    remove_old_launcher,
     require_project_files,
 )
 from retry_pipelines.store import migrate
@@ -37,41 +39,80 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-@dg.asset
-def probe() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"n": 1})
-
-
-def test_launcher_instance_launches_at_once_into_the_homes_storage(project):
+def test_an_earlier_demos_launcher_folder_is_removed_but_not_the_homes_storage(project):
     home = dagster_home({"DAGSTER_HOME": str(project / "home")})
-    launcher = launcher_home(home)
-    assert launcher == home / LAUNCHER_DIR
-    with dg.DagsterInstance.from_config(str(launcher)) as demo_side:
-        assert not isinstance(demo_side.run_coordinator, dg.QueuedRunCoordinator)
-        result = dg.materialize([probe], instance=demo_side)
-    assert result.success
-    with dg.DagsterInstance.from_config(str(home)) as dev_side:
-        assert isinstance(dev_side.run_coordinator, dg.QueuedRunCoordinator)
-        [run] = dev_side.get_runs()
-        assert run.run_id == result.run_id
-        event = dev_side.get_latest_materialization_event(dg.AssetKey("probe"))
-        assert event is not None
-        assert event.run_id == result.run_id
-    # compute logs and step outputs land in the home's storage, where the UI looks
-    assert (launcher / "storage").resolve() == home / "storage"
-    assert (home / "storage" / result.run_id).is_dir()
+    assert remove_old_launcher(home) is False
+    (home / "storage" / "run1").mkdir(parents=True)
+    old = home / OLD_LAUNCHER_DIR
+    old.mkdir()
+    (old / "dagster.yaml").write_text("run_coordinator: {}\n")
+    (old / "storage").symlink_to(home / "storage", target_is_directory=True)
+    assert remove_old_launcher(home) is True
+    assert not old.exists()
+    assert (home / "storage" / "run1").is_dir()
 
 
-def test_launcher_config_keeps_pools_and_named_storage():
-    base = yaml.safe_load((ROOT / "dagster.yaml").read_text())
-    config = launcher_config(base, Path("/srv/home"))
-    assert config["concurrency"]["pools"] == base["concurrency"]["pools"]
-    assert config["run_coordinator"]["class"] == "DefaultRunCoordinator"
-    assert config["storage"] == {"sqlite": {"base_dir": "/srv/home"}}
-    postgres = {"storage": {"postgres": {"postgres_url": {"env": "PG"}}}, "run_queue": {}}
-    config = launcher_config(postgres, Path("/srv/home"))
-    assert config["storage"] == postgres["storage"]
-    assert "run_queue" not in config
+class FakeApi:
+    """The webserver's answers to the restore mutations: ``refuse`` names what it refuses,
+    ``gone`` what no longer exists."""
+
+    def __init__(self, refuse=(), gone=()):
+        self.refuse, self.gone = set(refuse), set(gone)
+        self.calls: list[tuple[str, str]] = []
+
+    def query(self, text, variables):
+        field = text.split("(")[1].split("{")[-1].strip()  # e.g. resetSensor
+        name = variables["selector"].get("sensorName") or variables["selector"]["scheduleName"]
+        self.calls.append((field, name))
+        if name in self.refuse:
+            return {field: {"__typename": "UnauthorizedError", "message": "read-only"}}
+        if name in self.gone:
+            return {field: {"__typename": "SensorNotFoundError", "message": "no such sensor"}}
+        done = "Sensor" if field.endswith("Sensor") else "ScheduleStateResult"
+        return {field: {"__typename": done}}
+
+
+def _leave_paused(home, listed):
+    automations._write(home, listed)
+
+
+def test_restore_resets_what_ran_by_default_and_starts_what_was_started_by_hand(tmp_path):
+    assert automations.restore(FakeApi().query, tmp_path) is None  # no file, nothing to do
+    _leave_paused(
+        tmp_path,
+        [
+            Automation("sensor", "stuck_locks_sensor", default=True),
+            Automation("schedule", "retry_failed_invoices_schedule", default=False),
+            Automation("sensor", "renamed_sensor", default=True),
+        ],
+    )
+    api = FakeApi(gone={"renamed_sensor"})
+    assert automations.restore(api.query, tmp_path) == 3
+    assert api.calls == [
+        ("resetSensor", "stuck_locks_sensor"),
+        ("startSchedule", "retry_failed_invoices_schedule"),
+        ("resetSensor", "renamed_sensor"),
+    ]
+    assert not (tmp_path / PAUSE_FILE).exists()
+
+
+def test_a_refused_restore_stays_in_the_pause_file(tmp_path):
+    _leave_paused(
+        tmp_path,
+        [Automation("sensor", "a_sensor", True), Automation("schedule", "a_schedule", True)],
+    )
+    with pytest.raises(DemoUiError) as caught:
+        automations.restore(FakeApi(refuse={"a_schedule"}).query, tmp_path)
+    assert "a_schedule: UnauthorizedError read-only" in str(caught.value)
+    assert read_pause_file(tmp_path / PAUSE_FILE) == [Automation("schedule", "a_schedule", True)]
+
+
+def test_an_unreadable_pause_file_is_named(tmp_path):
+    (tmp_path / PAUSE_FILE).write_text("{not json")
+    with pytest.raises(DemoUiError) as caught:
+        automations.restore(FakeApi().query, tmp_path)
+    assert str(tmp_path / PAUSE_FILE) in str(caught.value)
+    assert "in the UI" in str(caught.value)
 
 
 def test_dagster_home_links_the_project_instance_file(project):
@@ -140,6 +181,18 @@ def test_dev_command_opens_the_demo_database_and_says_so(project, capsys):
     out = capsys.readouterr().out
     assert f"database: sqlite:///{project / DEMO_DATABASE} (the demo's" in out
     assert "http://127.0.0.1:3000" in out
+    assert "automations" not in out
+
+
+def test_dev_says_in_one_line_how_to_restore_automations_a_demo_left_paused(project, capsys):
+    home = dagster_home({"DAGSTER_HOME": str(project / "home")})
+    assert paused_note(home) is None
+    _leave_paused(home, [Automation("sensor", "stuck_locks_sensor", default=True)])
+    dev_command(None, [], {"PATH": "/usr/bin", "DAGSTER_HOME": str(home)})
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "automations" in line]
+    assert line == paused_note(home)
+    assert str(home / PAUSE_FILE) in line
+    assert "`make demo` restores them" in line
 
 
 def test_dev_outside_the_project_is_one_line(tmp_path, monkeypatch, capsys):

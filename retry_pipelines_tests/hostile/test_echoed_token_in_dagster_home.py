@@ -1,5 +1,5 @@
 """A gateway that echoes the token (raw, JSON-escaped, URL-encoded, HTML-escaped) in 401 bodies,
-FBR validation errors and 500 pages, through real ``dagster job execute`` runs: afterwards no form
+FBR validation errors and 500 pages, through real ``dg launch --job`` runs: afterwards no form
 of the token is anywhere under DAGSTER_HOME, in any text column of the app database (nor, on
 SQLite, in its files) or in the runs' output."""
 

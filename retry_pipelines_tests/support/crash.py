@@ -1,5 +1,6 @@
 """Crash tests of real Dagster runs: ``dagster job execute`` in a process group of its own, killed
-with SIGKILL (the CLI process and its step worker processes) when a condition becomes true."""
+with SIGKILL (the CLI process and its step worker processes) when a condition becomes true;
+runs to completion through ``execute_job`` (``dg launch --job``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def dagster_env(tmp_path: Path, db_url: str, gateway_env: dict[str, str]) -> dict[str, str]:
-    """Environment for ``dagster job execute`` on a copy of the project's instance file."""
+    """Environment for the Dagster CLI's runs (``execute_job``'s ``dg launch --job``, and the runs
+    ``kill_run_when`` kills) on a copy of the project's instance file."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
