@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install demo dev test test-reliability test-browser check-defs lint format bench clean
+.PHONY: install demo dev test test-reliability test-browser test-topology check-defs lint format bench clean
 
 install: $(STAMP)
 
@@ -32,12 +32,17 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 # RETRY_PIPELINES_TEST_PG_URL or a throwaway server from local binaries, and are skipped (with a
 # message) when neither exists.
 test: install
-	$(BIN)/python -m pytest -m "not reliability and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not reliability and not browser and not topology" $(PYTEST_ARGS)
 
 # The Dagster UI in Debian's Chromium (/usr/bin/chromium: `apt-get install -y chromium`) after
 # the demo; screenshots and logs in .ci-results/browser/. Skipped, saying so, without Chromium.
 test-browser: install
 	$(BIN)/python -m pytest -m browser retry_pipelines_tests/browser $(PYTEST_ARGS)
+
+# Dagster's production topology on PostgreSQL (gRPC code server, daemon, webserver as processes)
+# draining a backlog with a run worker and the daemon killed on the way: about 10 minutes.
+test-topology: install
+	$(BIN)/python -m pytest -m topology retry_pipelines_tests/topology $(PYTEST_ARGS)
 
 # Exit code 5 (nothing collected) is accepted only here, while the marker may select nothing.
 test-reliability: install

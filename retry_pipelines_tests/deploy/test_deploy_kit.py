@@ -124,6 +124,7 @@ def test_the_location_name_is_retry_pipelines_everywhere():
         compose["grpc_server"]["location_name"],
         helm["name"],
         kit.pyproject()["tool"]["dg"]["project"]["code_location_name"],
+        kit.option(kit.code_server_command(), "--location-name"),
     }
     assert names == {kit.LOCATION_NAME}
     port = int(kit.option(kit.code_server_command(), "-p"))
