@@ -18,23 +18,24 @@ from typing import Any
 from retry_pipelines.demo.launch import Launcher, RunOutcome
 
 
+def launch_command(job: str, config_file: str | None = None) -> list[str]:
+    """``dg launch --job JOB -m retry_pipelines.definitions -a defs [-c FILE]``: the job executed
+    by that process, which ends with the run."""
+    dg_cli = str(Path(sys.executable).parent / "dg")
+    command = [dg_cli, "launch", "--job", job, "-m", "retry_pipelines.definitions", "-a", "defs"]
+    return command + (["-c", config_file] if config_file else [])
+
+
 def execute_job(job: str, env: dict[str, str], *, cwd=None, config_file: str | None = None):
-    """``dg launch --job JOB -m retry_pipelines.definitions -a defs [-c FILE]``: one of this code
-    location's jobs executed by a separate process, which ends with the run."""
-    command = [
-        str(Path(sys.executable).parent / "dg"),
-        "launch",
-        "--job",
-        job,
-        "-m",
-        "retry_pipelines.definitions",
-        "-a",
-        "defs",
-    ]
-    if config_file:
-        command += ["-c", config_file]
+    """``launch_command``: one of this code location's jobs executed by a separate process."""
     return subprocess.run(
-        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+        launch_command(job, config_file),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 

@@ -1,4 +1,4 @@
-"""SIGKILL the run worker of a ``dagster job execute`` run of ``retry_failed_invoices`` three times,
+"""SIGKILL the run worker of a ``dg launch --job`` run of ``retry_failed_invoices`` three times,
 mid-batch, at random points; then let the leases expire and finish the work with a last run.
 
 What must hold after every kill: no invoice lost; leases come back only once expired; every post

@@ -1,4 +1,4 @@
-"""SIGKILL the run worker of a ``dagster job execute`` run of ``retry_payout_batches`` three times,
+"""SIGKILL the run worker of a ``dg launch --job`` run of ``retry_payout_batches`` three times,
 mid-batch, at random points; then let the leases expire and finish the work with a last run.
 
 What must hold: no batch lost; leases come back only once expired; a batch whose create was in

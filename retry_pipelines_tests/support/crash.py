@@ -1,4 +1,4 @@
-"""Crash tests of real Dagster runs: ``dagster job execute`` in a process group of its own, killed
+"""Crash tests of real Dagster runs: ``dg launch --job`` in a process group of its own, killed
 with SIGKILL (the CLI process and its step worker processes) when a condition becomes true;
 runs to completion through ``execute_job`` (``dg launch --job``)."""
 
@@ -10,7 +10,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import dagster as dg
 from sqlalchemy import case, func, select
 
 from retry_pipelines.demo import execute_job
+from retry_pipelines.demo.jobs import launch_command
 from retry_pipelines.engine import maintenance
 from retry_pipelines.store.queues import WorkQueue
 
@@ -41,12 +41,6 @@ def dagster_env(tmp_path: Path, db_url: str, gateway_env: dict[str, str]) -> dic
     }
 
 
-def _command(job: str, config: Path) -> list[str]:
-    dagster = str(Path(sys.executable).parent / "dagster")
-    target = ["-m", "retry_pipelines.definitions", "-a", "defs", "-j", job]
-    return [dagster, "job", "execute", *target, "-c", str(config)]
-
-
 def kill_run_when(
     job: str,
     env: dict[str, str],
@@ -60,7 +54,7 @@ def kill_run_when(
     Returns False when the run ended by itself first (the kill point was never reached).
     """
     proc = subprocess.Popen(
-        _command(job, config),
+        launch_command(job, str(config)),
         env=env,
         cwd=env["DAGSTER_HOME"],
         stdin=subprocess.DEVNULL,
