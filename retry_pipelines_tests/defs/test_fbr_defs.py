@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from retry_pipelines.defs.fbr.resources import FbrResource
+from retry_pipelines.defs.fbr.resources import DEFAULT_RATE, RATE_ENV, FbrResource
 from retry_pipelines.defs.fbr.retry import (
     retry_failed_invoices,
     retry_failed_invoices_schedule,
     retryable_invoices_sensor,
 )
 from retry_pipelines.defs.resources import DatabaseResource
+from retry_pipelines.domain.deployment import UnsafeConfiguration
 from retry_pipelines.store import pauses
 from retry_pipelines_tests.support.factories import insert_invoices
 
@@ -75,3 +76,20 @@ def test_sensor_skips_while_a_run_is_in_flight(sqlite_url, sqlite_engine, status
         result, _ = _evaluate(sqlite_url, instance=instance)
     assert isinstance(result, dg.SkipReason)
     assert result.skip_message == f"a retry_failed_invoices run is in flight ({run.run_id})"
+
+
+def test_the_post_rate_comes_from_the_resource_then_the_environment(monkeypatch):
+    monkeypatch.delenv(RATE_ENV, raising=False)
+    assert FbrResource().resolved_rate() == DEFAULT_RATE
+    monkeypatch.setenv(RATE_ENV, "200")
+    assert FbrResource().resolved_rate() == 200.0
+    assert FbrResource(rate_per_second=7.5).resolved_rate() == 7.5
+    client = FbrResource(base_url="http://127.0.0.1:9", token="t0ken-value").client()
+    assert client.settings.rate_per_second == 200.0
+
+
+@pytest.mark.parametrize("raw", ["fast", "0", "-3", "nan", "inf", "1e9"])
+def test_a_post_rate_that_is_not_a_positive_number_fails_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(RATE_ENV, raw)
+    with pytest.raises(UnsafeConfiguration, match=RATE_ENV):
+        FbrResource(base_url="http://127.0.0.1:9", token="t0ken-value").client()

@@ -39,6 +39,7 @@ APP_VARIABLES = frozenset(
         config.ADMIN_ALLOWLIST_ENV,
         fbr_resources.BASE_URL_ENV,
         fbr_resources.TOKEN_ENV,
+        fbr_resources.RATE_ENV,
         tokens.EXPIRES_AT_ENV,
         paypal_resources.BASE_URL_ENV,
         paypal_resources.CLIENT_ID_ENV,

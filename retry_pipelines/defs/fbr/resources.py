@@ -7,6 +7,7 @@ run exists. Read here, an unset variable fails a launched run in one line naming
 token is never part of the resource's config unless a caller passes one (tests, benchmarks)."""
 
 import contextlib
+import math
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from retry_pipelines.gateways.tokens import StaticToken, TokenUnavailable, Unusa
 
 BASE_URL_ENV = "FBR_API_BASE_URL"
 TOKEN_ENV = "FBR_API_TOKEN"
+RATE_ENV = "FBR_API_RATE_PER_SECOND"
+DEFAULT_RATE = 50.0
+MAX_RATE = 100_000.0
 TOKEN_SETTING = TOKEN_ENV
 
 
@@ -57,10 +61,11 @@ class FbrResource(dg.ConfigurableResource):
     read_timeout_seconds: float = Field(
         default=30.0, description="Longest wait for FBR's answer to one post, in seconds."
     )
-    rate_per_second: float = Field(
-        default=50.0,
-        description="Most posts sent per second from this run, bursts included (FBR publishes "
-        "no limit; a 429 pauses the gateway anyway).",
+    rate_per_second: float | None = Field(
+        default=None,
+        description=f"Most posts sent per second from this run, bursts included; empty: "
+        f"${RATE_ENV}, else {DEFAULT_RATE:g} (FBR publishes no limit; a 429 pauses the gateway "
+        "anyway).",
     )
 
     def resolved_base_url(self) -> str | None:
@@ -71,6 +76,25 @@ class FbrResource(dg.ConfigurableResource):
         """``token``, else ``$FBR_API_TOKEN`` as it is now (not the token file's); None when
         neither is set."""
         return self.token or env_value(TOKEN_ENV)
+
+    def resolved_rate(self) -> float:
+        """``rate_per_second``, else ``$FBR_API_RATE_PER_SECOND``, else ``DEFAULT_RATE``; a value
+        that is not a number in (0, ``MAX_RATE``] fails the run in one line naming the setting."""
+        name, value = "rate_per_second", self.rate_per_second
+        if value is None:
+            raw = env_value(RATE_ENV)
+            if raw is None:
+                return DEFAULT_RATE
+            name = RATE_ENV
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+        if not 0 < value <= MAX_RATE:  # also refuses NaN
+            raise deployment.UnsafeConfiguration(
+                [f"{name} must be a number of posts per second in (0, {MAX_RATE:g}]"]
+            )
+        return value
 
     def missing(self) -> list[str]:
         """The variables that must still be set before FBR can be called (empty: none)."""
@@ -102,13 +126,14 @@ class FbrResource(dg.ConfigurableResource):
             source = StaticToken(value=token, expires_on=expires, name=TOKEN_SETTING)
             secrets = {TOKEN_SETTING: token}
         check_gateway_settings(BASE_URL_ENV, base_url, secrets)
+        rate = self.resolved_rate()
         settings = FbrSettings(
             base_url=base_url or "",
             sandbox=self.sandbox,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
-            rate_per_second=self.rate_per_second,
-            burst=max(int(self.rate_per_second), 1),
+            rate_per_second=rate,
+            burst=max(int(rate), 1),
             connections=connections,
         )
         return FbrClient(settings, source)
