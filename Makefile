@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python -m benchmarks.submit
 	$(BIN)/python -m benchmarks.reports
 	$(BIN)/python -m benchmarks.chaos
+	$(BIN)/python -m benchmarks.drain
 
 clean:
 	rm -rf .retry_pipelines .dagster_home

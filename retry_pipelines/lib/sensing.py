@@ -1,7 +1,7 @@
 """What a retry sensor decides, the same for every gateway: skip while a variable the gateway
 needs is not set (naming it), while the gateway is paused, its circuit breaker is open or a run is
-in flight, skip when nothing is due, else one run per minute (run key) with the due count. The
-retry schedules skip for the same gateway reasons.
+in flight, skip when nothing is due, else a run (its run key: the evaluation's second) with the
+due count. The retry schedules skip for the same gateway reasons.
 
 ``retry_schedule`` and ``retry_sensor`` build a gateway's schedule and sensor from its job and
 queue, so both gateways decide alike. The gateway's resource is the one keyed by the queue's name
@@ -23,6 +23,9 @@ from retry_pipelines.engine.status import queue_status
 from retry_pipelines.store import breakers, pauses
 from retry_pipelines.store.queues import WorkQueue
 
+RETRY_SENSOR_INTERVAL = 15
+"""Seconds between two evaluations of a retry sensor: the longest a due item waits for the
+sensor when no run is in flight (an evaluation is a few indexed counts)."""
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -88,7 +91,7 @@ def retry_sensor_result(
     due = queue_status(engine, queue, now=now).due_now
     if not due:
         return dg.SkipReason("nothing due")
-    key = now.strftime("%Y%m%dT%H%M")
+    key = now.strftime("%Y%m%dT%H%M%S")
     context.update_cursor(key)
     return dg.RunRequest(run_key=f"{job_name}-{key}", tags={"due_items": str(due)})
 
@@ -143,7 +146,7 @@ def retry_sensor(name: str, job: dg.JobDefinition, queue: WorkQueue) -> dg.Senso
     @dg.sensor(
         name=name,
         job=job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=RETRY_SENSOR_INTERVAL,
         description=description,
         default_status=dg.DefaultSensorStatus.RUNNING,
         required_resource_keys={"db", queue.name},

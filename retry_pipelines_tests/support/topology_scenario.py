@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,15 +137,18 @@ def topology(
     invoices: int,
     batches: int,
     sensors: Sequence[str] = (*RETRY_SENSORS, SWEEP_SENSOR),
+    code_env: Mapping[str, str] | None = None,
 ) -> Iterator[Topology]:
     """Bring the topology up: sandboxes, code server and webserver; then, in the UI, stop the
     automations that launch other jobs and turn ``sensors`` on; seed the backlog; start the
-    daemon last. Everything is stopped and the databases dropped on exit."""
+    daemon last. ``code_env``: more variables for the code location (e.g. a gateway's rate).
+    Everything is stopped and the databases dropped on exit."""
     with (
         SandboxProcess(fbr_args(fbr_plan)) as fbr_box,
         SandboxProcess(paypal_args(paypal_plan)) as pp,
     ):
-        stack = Stack(work, pg_server_url, gateway_env(fbr_box.url, pp.url))
+        env = {**gateway_env(fbr_box.url, pp.url), **(code_env or {})}
+        stack = Stack(work, pg_server_url, env)
         engine = None
         try:
             stack.start()

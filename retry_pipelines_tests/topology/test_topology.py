@@ -70,6 +70,8 @@ class Outcome:
     fbr_stats: dict = field(default_factory=dict)
     paypal_stats: dict = field(default_factory=dict)
     sensors_after_restart: dict[str, str] = field(default_factory=dict)
+    swept: dict[str, int] = field(default_factory=dict)
+    """FBR leases the sweep runs returned and held (their output metadata)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -103,6 +105,22 @@ def _kill_first_fbr_run(t: Topology, out: Outcome) -> None:
     out.slot_holders_when_failed = t.ui.claimed_slots("fbr_api")[1]
     instance = t.stack.instance()
     out.failure_messages = [e.message for e in instance.all_logs(run.run_id)][-3:]
+
+
+def _swept(t: Topology, sweeps: list[RunLine]) -> dict[str, int]:
+    """The FBR leases ``sweeps`` returned to pending and held, from their outputs' metadata."""
+    totals = {"fbr_returned": 0, "fbr_interrupted": 0}
+    instance = t.stack.instance()
+    for run in sweeps:
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or event.event_type_value != "STEP_OUTPUT":
+                continue
+            metadata = event.step_output_data.metadata
+            for key in totals:
+                if key in metadata:
+                    totals[key] += int(metadata[key].value)
+    return totals
 
 
 def _restart_daemon(t: Topology) -> None:
@@ -156,6 +174,7 @@ def outcome(tmp_path_factory, pg_server_url) -> Outcome:
         out.seconds["drained"] = time.monotonic() - started
         out.slot_holders_at_end = t.ui.claimed_slots("fbr_api")[1]
         out.runs = run_lines(t.stack.instance())
+        out.swept = _swept(t, of_job(out.runs, SWEEP_JOB))
         out.states = {"fbr": t.states(INVOICES), "paypal": t.states(PAYOUTS)}
         out.fbr_stats, out.paypal_stats = t.fbr.stats(), t.paypal.stats()
         _write_summary(out)
@@ -212,6 +231,10 @@ def test_stuck_locks_sensor_swept_the_killed_runs_leases(outcome):
     assert sweeps, "stuck_locks_sensor launched no sweep"
     assert all(r.status == "SUCCESS" for r in sweeps), sweeps
     assert all(r.launched_by == SWEEP_SENSOR for r in sweeps)
+    # The killed run held a claimed batch: the sweep returned its unsent invoices and held
+    # the ones whose post was in flight.
+    assert outcome.swept["fbr_returned"] > 0, outcome.swept
+    assert outcome.swept["fbr_interrupted"] > 0, outcome.swept
 
 
 def test_daemon_restart_launched_no_run_key_twice(outcome):
