@@ -8,6 +8,7 @@ import sys
 
 import yaml
 
+from retry_pipelines_tests.deploy.kit import code_server_command, option
 from retry_pipelines_tests.support.topology_runs import (
     RUN_KEY_TAG,
     SENSOR_TAG,
@@ -17,10 +18,12 @@ from retry_pipelines_tests.support.topology_runs import (
     repeated_run_keys,
 )
 from retry_pipelines_tests.support.topology_stack import (
+    HOST,
     OVERRIDES,
     SHIPPED_INSTANCE,
     dagster_pg_env,
     instance_config,
+    served_command,
 )
 
 
@@ -95,3 +98,13 @@ def test_the_postgres_variables_come_from_the_server_url():
         "DAGSTER_PG_PASSWORD": "s3cret",
         "DAGSTER_PG_DB": "dagster_x",
     }
+
+
+def test_the_code_server_runs_the_shipped_command_on_a_local_port():
+    shipped, served = code_server_command(), served_command(4321)
+    assert served[0].endswith("/dagster")
+    assert option(served, "-h") == HOST
+    assert option(served, "-p") == "4321"
+    assert [option(served, f) for f in ("-m", "-a", "--location-name")] == [
+        option(shipped, f) for f in ("-m", "-a", "--location-name")
+    ]

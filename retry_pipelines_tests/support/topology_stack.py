@@ -1,9 +1,8 @@
-"""Dagster's production topology on one machine, as separate processes: a gRPC code server
-(``dagster code-server start``, as deploy/docker-compose.yaml runs it), ``dagster-daemon run``
+"""Dagster's production topology on one machine, as separate processes: a gRPC code server (the
+command ``deploy/Dockerfile`` and docker-compose run, ``served_command``), ``dagster-daemon run``
 and the webserver, on a throwaway Dagster instance in PostgreSQL configured by the shipped
-``deploy/postgres/dagster.yaml``; the app database on PostgreSQL too; the FBR and PayPal
-sandboxes in processes of their own. Used by ``retry_pipelines_tests/topology`` and
-``benchmarks/drain.py``.
+``deploy/postgres/dagster.yaml``; the app database on PostgreSQL too. Used, with the sandboxes,
+by ``topology_scenario`` (``retry_pipelines_tests/topology``, ``benchmarks/drain.py``).
 
 The instance file is the shipped one with ``OVERRIDES`` applied (each named, so a reader sees
 every difference), and the PostgreSQL settings reach it through the ``DAGSTER_PG_*`` variables it
@@ -20,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,10 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from retry_pipelines.config import DATABASE_URL_ENV
-from retry_pipelines.sandbox.server import SandboxProcess, free_port
+from retry_pipelines.sandbox.server import free_port
 from retry_pipelines.store import migrate
 from retry_pipelines.store.db import make_engine, normalize_url
+from retry_pipelines_tests.deploy.kit import code_server_command
 from retry_pipelines_tests.support.databases import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,15 @@ def instance_config(shipped: Path = SHIPPED_INSTANCE) -> dict[str, Any]:
             node = node[key]
         node[path[-1]] = value
     return config
+
+
+def served_command(port: int) -> list[str]:
+    """The code server's command as the deployment kit ships it (the Dockerfile's ``code``
+    target, which docker-compose runs too), serving on ``HOST``:``port`` from this venv."""
+    command = code_server_command()
+    command[command.index("-h") + 1] = HOST
+    command[command.index("-p") + 1] = str(port)
+    return [str(BIN / command[0]), *command[1:]]
 
 
 def dagster_pg_env(server_url: str, database: str) -> dict[str, str]:
@@ -123,6 +132,8 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     app_url: str = ""
     ui_url: str = ""
+    code_port: int = 0
+    _instance: dg.DagsterInstance | None = None
 
     @property
     def home(self) -> Path:
@@ -143,7 +154,7 @@ class Stack:
         migrate.upgrade(engine)
         engine.dispose()
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
-        code_port, ui_port = free_port(HOST), free_port(HOST)
+        self.code_port, ui_port = free_port(HOST), free_port(HOST)
         (self.work / "workspace.yaml").write_text(
             yaml.safe_dump(
                 {
@@ -151,7 +162,7 @@ class Stack:
                         {
                             "grpc_server": {
                                 "host": HOST,
-                                "port": code_port,
+                                "port": self.code_port,
                                 "location_name": LOCATION,
                             }
                         }
@@ -167,23 +178,8 @@ class Stack:
             **self.gateway_env,
         }
         self.ui_url = f"http://{HOST}:{ui_port}"
-        pointer = ["-m", "retry_pipelines.definitions", "-a", "defs"]
         workspace = ["-w", str(self.work / "workspace.yaml")]
-        self._add(
-            "code_server",
-            [
-                str(BIN / "dagster"),
-                "code-server",
-                "start",
-                "-h",
-                HOST,
-                "-p",
-                str(code_port),
-                *pointer,
-                "--location-name",
-                LOCATION,
-            ],
-        )
+        self._add("code_server", served_command(self.code_port))
         self._add(
             "webserver",
             [str(BIN / "dagster-webserver"), "-h", HOST, "-p", str(ui_port), *workspace],
@@ -199,27 +195,25 @@ class Stack:
         self.services[name].start(self.env, self.work)
 
     def instance(self) -> dg.DagsterInstance:
-        """The stack's Dagster instance, opened in this process with the stack's variables."""
-        names = [k for k in self.env if k.startswith("DAGSTER_PG_")]
-        saved = {k: os.environ.get(k) for k in names}
-        os.environ.update({k: self.env[k] for k in names})
-        try:
-            return dg.DagsterInstance.from_config(str(self.home))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        """The stack's Dagster instance, opened once in this process with the stack's
+        variables."""
+        if self._instance is None:
+            names = [k for k in self.env if k.startswith("DAGSTER_PG_")]
+            saved = {k: os.environ.get(k) for k in names}
+            os.environ.update({k: self.env[k] for k in names})
+            try:
+                self._instance = dg.DagsterInstance.from_config(str(self.home))
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        return self._instance
 
     def wait_for_code_server(self) -> None:
         """Until the code server accepts connections (it listens once the code is loaded)."""
-        port = int(
-            self.services["code_server"].command[
-                self.services["code_server"].command.index("-p") + 1
-            ]
-        )
-        self._wait(lambda: _listening(HOST, port), "the code server did not start")
+        self._wait(lambda: _listening(HOST, self.code_port), "the code server did not start")
 
     def wait_for_ui(self, client: httpx.Client) -> None:
         """Until the webserver answers with the code location loaded."""
@@ -250,6 +244,8 @@ class Stack:
             time.sleep(0.5)
 
     def close(self) -> None:
+        if self._instance is not None:
+            self._instance.dispose()
         for name in ("daemon", "webserver", "code_server"):
             service = self.services.get(name)
             if service is not None and service.alive():
@@ -263,11 +259,3 @@ def _listening(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
         return True
     return False
-
-
-@contextlib.contextmanager
-def sandboxes(
-    fbr_args: list[str], paypal_args: list[str]
-) -> Iterator[tuple[SandboxProcess, SandboxProcess]]:
-    with SandboxProcess(fbr_args) as fbr, SandboxProcess(paypal_args) as paypal:
-        yield fbr, paypal
