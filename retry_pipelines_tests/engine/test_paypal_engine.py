@@ -17,6 +17,11 @@ ITEMS = [
 ]
 
 
+CALM = 5.0
+"""The client's read timeout against a sandbox injecting no fault: long enough that a busy machine
+cannot turn a slow answer into a timeout (which the engine would rightly treat as a fault)."""
+
+
 def _batch(engine):
     with engine.connect() as conn:
         return conn.execute(select(tables.payout_batches)).mappings().one()
@@ -41,13 +46,13 @@ def test_our_create_request_matches_paypals_openapi(engine):
 def test_submit_then_reconcile_records_each_items_own_outcome(engine):
     record_batch(engine, cycle_id="c1", items=ITEMS, now=datetime.now(UTC))
     with running_paypal() as (server, sandbox):
-        summary = submit(engine, server.url)
+        summary = submit(engine, server.url, read_timeout=CALM)
         assert summary.succeeded == 1
         submitted = _batch(engine)
         assert submitted["status"] == "submitted"
         assert submitted["paypal_batch_id"]
         for _ in range(100):
-            result = reconcile(engine, server.url, datetime.now(UTC))
+            result = reconcile(engine, server.url, datetime.now(UTC), read_timeout=CALM)
             if result.finished:
                 break
             time.sleep(0.05)
@@ -129,7 +134,7 @@ def test_retries_run_out_after_a_lost_response_hold_the_batch_and_a_manual_retry
 
 def _reconcile_until(engine, url, done, now=None):
     for _ in range(200):
-        summary = reconcile(engine, url, now or datetime.now(UTC))
+        summary = reconcile(engine, url, now or datetime.now(UTC), read_timeout=CALM)
         if done(summary):
             return summary
         time.sleep(0.05)
@@ -144,7 +149,7 @@ def test_unclaimed_items_are_polled_until_paypal_returns_them(engine):
     record_batch(engine, cycle_id="c1", items=items, now=datetime.now(UTC))
     # Returned 3 s after the batch is final: room for a loaded machine to see it UNCLAIMED first.
     with running_paypal(final_after=0.2, unclaimed_return_after_seconds=3.0) as (server, sandbox):
-        submit(engine, server.url)
+        submit(engine, server.url, read_timeout=CALM)
         first = _reconcile_until(engine, server.url, lambda s: s.finished)
         after_batch = {i["sender_item_id"]: i["status"] for i in _items(engine)}
         repolls = []
@@ -169,7 +174,7 @@ def test_unclaimed_items_are_polled_until_paypal_returns_them(engine):
     assert len(item_reads) == first.items_polled + len(repolls) == 1 + len(repolls)
     # Final now: nothing is polled any more.
     with running_paypal() as (server, _):
-        assert reconcile(engine, server.url, datetime.now(UTC)).items_polled == 0
+        assert reconcile(engine, server.url, datetime.now(UTC), read_timeout=CALM).items_polled == 0
 
 
 def test_items_still_open_past_the_window_are_no_longer_polled(engine):
@@ -178,12 +183,14 @@ def test_items_still_open_past_the_window_are_no_longer_polled(engine):
     items = [PayoutItem("unclaimed@example.com", "3.00", "USD", "inv-1")]
     record_batch(engine, cycle_id="c1", items=items, now=datetime.now(UTC))
     with running_paypal(final_after=0.1) as (server, _):
-        submit(engine, server.url)
+        submit(engine, server.url, read_timeout=CALM)
         _reconcile_until(engine, server.url, lambda s: s.finished)
         completed_at = _batch(engine)["completed_at"]
         second = timedelta(seconds=1)
-        within = reconcile(engine, server.url, completed_at + ITEM_POLL_WINDOW - second)
-        past = reconcile(engine, server.url, completed_at + ITEM_POLL_WINDOW)
+        within = reconcile(
+            engine, server.url, completed_at + ITEM_POLL_WINDOW - second, read_timeout=CALM
+        )
+        past = reconcile(engine, server.url, completed_at + ITEM_POLL_WINDOW, read_timeout=CALM)
     assert (within.items_polled, within.items_unresolved) == (1, 0)
     assert (past.items_polled, past.items_unresolved) == (0, 1)
     assert _items(engine)[0]["status"] == "UNCLAIMED"

@@ -60,9 +60,9 @@ def submit(engine, url: str, *, policy=FAST, read_timeout: float = 0.5, **option
     return asyncio.run(go())
 
 
-def reconcile(engine, url: str, now, **options):
+def reconcile(engine, url: str, now, *, read_timeout: float = 0.5, **options):
     async def go():
-        async with make_client(url) as client:
+        async with make_client(url, read_timeout=read_timeout) as client:
             return await payouts.reconcile(engine, client, now=now, **options)
 
     return asyncio.run(go())
