@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from retry_pipelines.engine.fbr.seed import DEFAULT_SELLER_NTN, seed_invoices
 from retry_pipelines.sandbox.server import SandboxProcess
 from retry_pipelines.store.db import make_engine
 from retry_pipelines.store.queues import INVOICES, PAYOUTS, WorkQueue
 from retry_pipelines_tests.support import fbr, paypal
+from retry_pipelines_tests.support.crash import status_counts
 from retry_pipelines_tests.support.load import seed_batches
 from retry_pipelines_tests.support.topology_stack import Stack
 from retry_pipelines_tests.support.topology_ui import Operator
@@ -89,15 +89,11 @@ class Topology:
     paypal: SandboxProcess
 
     def unsettled(self, queue: WorkQueue) -> int:
-        t = queue.items
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).where(t.c.status.in_(UNSETTLED))).scalar_one()
+        counts = status_counts(self.engine, queue)
+        return sum(counts[state] for state in UNSETTLED)
 
     def states(self, queue: WorkQueue) -> dict[str, int]:
-        t = queue.items
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status)).all()
-        return dict(sorted(Counter(dict(rows)).items()))
+        return dict(sorted(status_counts(self.engine, queue).items()))
 
     def drained(self) -> bool:
         return not self.unsettled(INVOICES) and not self.unsettled(PAYOUTS)

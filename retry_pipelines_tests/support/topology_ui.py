@@ -8,13 +8,9 @@ from typing import Any
 
 import httpx
 
-LOCATION = "retry_pipelines"
-REPOSITORY = "__repository__"
+from retry_pipelines.demo.automations import SELECTOR, AutomationState, automation_states
+from retry_pipelines.demo.local import LOCATION
 
-SENSOR_STATE = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
-  ... on Sensor { sensorState { id status } } ... on PythonError { message } } }"""
-SCHEDULE_STATE = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) {
-  __typename ... on Schedule { scheduleState { id status } } ... on PythonError { message } } }"""
 START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
   ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
 STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename
@@ -50,20 +46,22 @@ class Operator:
         return _status(result, "sensorState", name)
 
     def stop_sensor(self, name: str) -> str:
-        state = self.query(SENSOR_STATE, {"s": _selector("sensorName", name)})["sensorOrError"]
-        state_id = _status(state, "sensorState", name, field="id")
-        result = self.query(STOP_SENSOR, {"id": state_id})["stopSensor"]
+        result = self.query(STOP_SENSOR, {"id": self._state(name).state_id})["stopSensor"]
         return _status(result, "instigationState", name)
 
     def stop_schedule(self, name: str) -> str:
-        found = self.query(SCHEDULE_STATE, {"s": _selector("scheduleName", name)})
-        state_id = _status(found["scheduleOrError"], "scheduleState", name, field="id")
-        result = self.query(STOP_SCHEDULE, {"id": state_id})["stopRunningSchedule"]
-        return _status(result, "scheduleState", name)
+        result = self.query(STOP_SCHEDULE, {"id": self._state(name).state_id})
+        return _status(result["stopRunningSchedule"], "scheduleState", name)
 
     def sensor_status(self, name: str) -> str:
-        state = self.query(SENSOR_STATE, {"s": _selector("sensorName", name)})["sensorOrError"]
-        return _status(state, "sensorState", name)
+        return self._state(name).status
+
+    def _state(self, name: str) -> AutomationState:
+        """The sensor's or schedule's current state, as the demo reads them."""
+        found = automation_states(self.query)
+        if name not in found:
+            raise UiError(f"{name}: no such sensor or schedule in {LOCATION}")
+        return found[name]
 
     def claimed_slots(self, pool: str) -> tuple[int | None, list[str]]:
         """The pool's limit and the run ids holding its slots (as the UI's Concurrency page)."""
@@ -74,7 +72,7 @@ class Operator:
 
 
 def _selector(key: str, name: str) -> dict[str, str]:
-    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, key: name}
+    return {**SELECTOR, key: name}
 
 
 def _status(result: Mapping[str, Any], state_key: str, name: str, *, field: str = "status") -> str:
